@@ -1,0 +1,56 @@
+"""Domain errors. Each carries a stable machine-readable reason and, where a
+field is at fault, field violations. gateway.rpc.errors maps them to gRPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+@dataclass
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a caller."""
+
+    reason: str
+    message: str
+    violations: list[FieldViolation] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class Unauthenticated(GatewayError):
+    """The caller's token is missing, malformed, expired or not ours."""
+
+
+class PermissionDenied(GatewayError):
+    """The caller is known but may not do this."""
+
+
+class InvalidMessage(GatewayError):
+    """The envelope, its signature or its payload is wrong."""
+
+
+class Conflict(GatewayError):
+    """The message id was already used with a different payload."""
+
+
+class NotFound(GatewayError):
+    """The thing asked about does not exist (or is not the caller's)."""
+
+
+class FailedPrecondition(GatewayError):
+    """The request is valid but the state does not allow it."""
+
+
+class TooLarge(GatewayError):
+    """The message is larger than the configured limit."""
+
+
+class Unavailable(GatewayError):
+    """A dependency (database, broker) is down; the caller may retry."""
