@@ -1,0 +1,163 @@
+"""Ed25519 keys: generation, raw/PEM encodings, JWK form and key ids, and the
+lookup of agencies' registered keys that signature checks run against.
+
+A public key travels and is stored as its 32 raw bytes; its key id (`kid`) is
+the RFC 7638 JWK thumbprint, so anyone holding the key can compute the id."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+ALGORITHM = "EdDSA"  # the JOSE name of Ed25519 signatures, the only kind used here
+
+
+def generate_private_key() -> Ed25519PrivateKey:
+    """Return a fresh random Ed25519 private key."""
+    return Ed25519PrivateKey.generate()
+
+
+def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """Return the 32 raw bytes of the public key (of a private key's pair)."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def load_public_raw(raw: bytes) -> Ed25519PublicKey:
+    """Return the public key of 32 raw bytes; ValueError for any other length."""
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def private_to_pem(key: Ed25519PrivateKey) -> bytes:
+    """Return the private key as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def load_private_pem(data: bytes) -> Ed25519PrivateKey:
+    """Return the Ed25519 private key in unencrypted PEM `data`.
+
+    Raises ValueError if `data` is not PEM, is encrypted, or holds another key type.
+    """
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError as exc:  # cryptography's way of saying "encrypted"
+        raise ValueError(f"expected an unencrypted Ed25519 private key: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"expected an Ed25519 private key, got {type(key).__name__}")
+    return key
+
+
+def public_to_pem(key_or_raw: Ed25519PrivateKey | Ed25519PublicKey | bytes) -> bytes:
+    """Return the public key as SubjectPublicKeyInfo PEM."""
+    if isinstance(key_or_raw, bytes):
+        public = load_public_raw(key_or_raw)
+    elif isinstance(key_or_raw, Ed25519PrivateKey):
+        public = key_or_raw.public_key()
+    else:
+        public = key_or_raw
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_public_pem(data: bytes) -> bytes:
+    """Return the 32 raw bytes of the Ed25519 public key in PEM `data`.
+
+    Raises ValueError if `data` is not PEM or holds another key type.
+    """
+    key = serialization.load_pem_public_key(data)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"expected an Ed25519 public key, got {type(key).__name__}")
+    return public_raw(key)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def kid_for(public: bytes) -> str:
+    """Return the RFC 7638 thumbprint (SHA-256, base64url without padding) of
+    the OKP/Ed25519 JWK of the raw public key."""
+    load_public_raw(public)  # refuse anything that is not a 32-byte key
+    required = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(public)}
+    canonical = json.dumps(required, sort_keys=True, separators=(",", ":"))
+    return _b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+
+def public_jwk(public: bytes, kid: str | None = None) -> dict[str, str]:
+    """Return the public JWK of the raw key; `kid` defaults to its thumbprint."""
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": _b64url(public),
+        "kid": kid if kid is not None else kid_for(public),
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
+
+
+def jwks(keys: Iterable[tuple[bytes, str]]) -> dict[str, Any]:
+    """Return a JWK Set of (raw public key, kid) pairs, in the given order."""
+    return {"keys": [public_jwk(public, kid) for public, kid in keys]}
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One registered signing key of an agency."""
+
+    agency: str
+    kid: str
+    public: bytes
+    revoked: bool
+
+
+class KeyLookup(Protocol):
+    """Where signature checks find agencies and their keys."""
+
+    def key(self, agency: str, kid: str) -> KeyRecord | None:
+        """Return the agency's key with this id, revoked or not; None if unknown."""
+        ...
+
+    def agency_exists(self, agency: str) -> bool:
+        """Return whether `agency` is a registered principal."""
+        ...
+
+
+class StaticKeys:
+    """A KeyLookup over a fixed mapping of agency id to its key records.
+
+    An agency mapped to no records exists but has no keys. Raises ValueError
+    if a record is filed under an agency other than its own.
+    """
+
+    def __init__(self, keys: Mapping[str, Iterable[KeyRecord]]) -> None:
+        self._keys: dict[str, dict[str, KeyRecord]] = {}
+        for agency, records in keys.items():
+            by_kid: dict[str, KeyRecord] = {}
+            for record in records:
+                if record.agency != agency:
+                    raise ValueError(f"key {record.kid} of {record.agency} filed under {agency}")
+                by_kid[record.kid] = record
+            self._keys[agency] = by_kid
+
+    def key(self, agency: str, kid: str) -> KeyRecord | None:
+        """Return the agency's key with this id, revoked or not; None if unknown."""
+        return self._keys.get(agency, {}).get(kid)
+
+    def agency_exists(self, agency: str) -> bool:
+        """Return whether `agency` is in the mapping."""
+        return agency in self._keys
