@@ -1,0 +1,102 @@
+"""Settings: defaults, overridden by ``<data-dir>/config.toml``, then by
+``SILIAN_*`` environment variables, then by command-line options."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".silian")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway needs to know to run. Field docs are the config reference."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    #: SQLAlchemy URL; default a SQLite file in the data directory.
+    database_url: str = ""
+    #: AMQP URL of RabbitMQ.
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    #: Prefix of every exchange and queue name.
+    broker_prefix: str = "silian"
+    #: The gateway's principal id: token audience and signer of receipts.
+    gateway_id: str = "silian-gateway"
+    #: gRPC listen address.
+    listen: str = "127.0.0.1:7443"
+    #: Largest accepted payload, in bytes.
+    max_message_bytes: int = 4 * 1024 * 1024
+    #: Allowed clock difference for token and signature times, in seconds.
+    clock_skew_seconds: int = 120
+    #: Longest allowed bearer-token lifetime, in seconds.
+    max_token_lifetime_seconds: int = 600
+    #: Redeliveries before a delivery goes to the dead-letter queue.
+    delivery_limit: int = 5
+    #: Serve gRPC server reflection.
+    reflection: bool = True
+    #: TLS server certificate and key (PEM files); TLS is off when unset.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: CA bundle for client certificates; set it to require mTLS.
+    client_ca: str = ""
+    #: Log format: "json" (production) or "console".
+    log_format: str = "json"
+    #: Seconds a shutdown waits for in-flight calls.
+    shutdown_grace_seconds: float = 10.0
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'silian.db').resolve()}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "config.toml"
+
+    @property
+    def policy_file(self) -> Path:
+        return self.data_dir / "policy.toml"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "Path":
+        return Path(value)
+    if kind == "bool":
+        return (
+            value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+        )
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return str(value)
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for ``data_dir`` (default ``$SILIAN_HOME`` or ./.silian)."""
+    directory = data_dir or Path(os.environ.get("SILIAN_HOME", DEFAULT_DATA_DIR))
+    settings = Settings(data_dir=directory)
+    names = {f.name for f in fields(Settings)} - {"data_dir"}
+    values: dict[str, Any] = {}
+    if settings.config_file.exists():
+        with settings.config_file.open("rb") as handle:
+            document = tomllib.load(handle)
+        unknown = set(document) - names
+        if unknown:
+            raise ValueError(
+                f"{settings.config_file}: unknown settings {', '.join(sorted(unknown))}"
+            )
+        values.update(document)
+    for name in names:
+        env = os.environ.get(f"SILIAN_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(settings, **{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,133 @@
+"""Tables of the gateway (SQLAlchemy 2 typed ORM). Alembic migrations in
+``migrations/`` create them; the models are the single description."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agency(Base):
+    """A principal that calls the gateway (agency or auditor)."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgencyKey(Base):
+    """An Ed25519 public key of an agency; several may be active (rotation)."""
+
+    __tablename__ = "agency_keys"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StoredMessage(Base):
+    """An accepted message exactly as the sender signed it, with its receipt."""
+
+    __tablename__ = "messages"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+    unit_code: Mapped[str] = mapped_column(String(16), default="")
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    audit_index: Mapped[int] = mapped_column(BigInteger)
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OutboxRow(Base):
+    """One delivery to publish: a recipient's signed view, or a feed copy.
+
+    ``published_at`` is set only after the broker confirmed the publish; the
+    later timestamps track the recipient's side.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "published_at", "id"),
+        Index("ix_outbox_message", "sender", "mid"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    sender: Mapped[str] = mapped_column(String(64))
+    mid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    destination: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str] = mapped_column(String(64), default="")
+    routing_key: Mapped[str] = mapped_column(String(255))
+    policy_id: Mapped[str] = mapped_column(String(128), default="")
+    view_sha256: Mapped[str] = mapped_column(String(64), default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unroutable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SubjectPseudonym(Base):
+    """Which pseudonym a recipient knows a subject by, and whether it was referred."""
+
+    __tablename__ = "subject_pseudonyms"
+
+    recipient: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(String(18), index=True)
+    referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditHead(Base):
+    """One row: the size of the audit log. Updating it serializes appenders."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """An append-only audit log entry: canonical bytes and their RFC 9162 leaf hash."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_mid", "mid"),)
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    mid: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(64), default="")
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,349 @@
+"""The database behind the gateway. Every method is one transaction, and every
+state change commits together with the audit entries that describe it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit import log as audit
+from gateway.audit.log import AuditEvent
+from gateway.broker.relay import OutboxItem
+from gateway.errors import Conflict, NotFound
+from gateway.security.keys import KeyRecord
+from gateway.store.models import Agency, AgencyKey, OutboxRow, StoredMessage, SubjectPseudonym
+
+
+#: Makes the serialized, signed receipt once the acceptance's audit index is known.
+ReceiptSigner = Callable[[int], bytes]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewOutboxRow:
+    """An outbox row to store with its message."""
+
+    destination: str
+    recipient: str
+    routing_key: str
+    policy_id: str
+    view_sha256: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """An accepted message with everything that must commit with it."""
+
+    sender: str
+    mid: str
+    kind: str
+    payload: bytes
+    payload_sha256: str
+    signature: str
+    unit_code: str
+    accepted_at: datetime
+    outbox: Sequence[NewOutboxRow]
+    pseudonyms: Sequence[tuple[str, str, str]]  # (recipient, pseudonym, resident_id)
+    referred: Sequence[tuple[str, str]]  # (recipient, pseudonym)
+
+
+class Store:
+    """Repository and unit of work over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- principals and keys -------------------------------------------------
+
+    def add_agency(self, agency_id: str, display_name: str, role: str, actor: str) -> None:
+        """Register a principal; Conflict if the id is taken."""
+        try:
+            with self.transaction() as session:
+                session.add(
+                    Agency(id=agency_id, display_name=display_name, role=role, created_at=_now())
+                )
+                session.flush()
+                audit.append(
+                    session,
+                    [
+                        AuditEvent(
+                            audit.AGENCY_ADDED, actor, detail={"agency": agency_id, "role": role}
+                        )
+                    ],
+                )
+        except IntegrityError:
+            raise Conflict("AGENCY_EXISTS", f"agency {agency_id!r} is already registered") from None
+
+    def agencies(self) -> list[Agency]:
+        with self.transaction() as session:
+            return list(session.scalars(select(Agency).order_by(Agency.id)))
+
+    def agency(self, agency_id: str) -> Agency | None:
+        with self.transaction() as session:
+            return session.get(Agency, agency_id)
+
+    def add_key(self, agency_id: str, kid: str, public: bytes, actor: str) -> None:
+        """Add an active key; NotFound for an unknown agency, Conflict for a known kid."""
+        with self.transaction() as session:
+            if session.get(Agency, agency_id) is None:
+                raise NotFound("UNKNOWN_AGENCY", f"no agency {agency_id!r}")
+            if session.get(AgencyKey, (agency_id, kid)) is not None:
+                raise Conflict("KEY_EXISTS", f"key {kid} is already registered for {agency_id}")
+            session.add(
+                AgencyKey(
+                    agency_id=agency_id,
+                    kid=kid,
+                    public_key=public,
+                    created_at=_now(),
+                    revoked_at=None,
+                )
+            )
+            session.flush()
+            audit.append(
+                session,
+                [AuditEvent(audit.KEY_ADDED, actor, detail={"agency": agency_id, "kid": kid})],
+            )
+
+    def revoke_key(self, agency_id: str, kid: str, actor: str) -> None:
+        """Revoke a key from now on; NotFound if the agency has no such key."""
+        with self.transaction() as session:
+            key = session.get(AgencyKey, (agency_id, kid))
+            if key is None:
+                raise NotFound("UNKNOWN_KEY", f"agency {agency_id!r} has no key {kid}")
+            key.revoked_at = key.revoked_at or _now()
+            audit.append(
+                session,
+                [AuditEvent(audit.KEY_REVOKED, actor, detail={"agency": agency_id, "kid": kid})],
+            )
+
+    def keys_of(self, agency_id: str) -> list[AgencyKey]:
+        with self.transaction() as session:
+            return list(
+                session.scalars(
+                    select(AgencyKey)
+                    .where(AgencyKey.agency_id == agency_id)
+                    .order_by(AgencyKey.created_at)
+                )
+            )
+
+    def key(self, agency: str, kid: str) -> KeyRecord | None:
+        """KeyLookup: the key ``kid`` of ``agency``, revoked or not."""
+        with self.transaction() as session:
+            row = session.get(AgencyKey, (agency, kid))
+            if row is None:
+                return None
+            return KeyRecord(
+                agency=agency, kid=kid, public=row.public_key, revoked=row.revoked_at is not None
+            )
+
+    def agency_exists(self, agency: str) -> bool:
+        with self.transaction() as session:
+            return session.get(Agency, agency) is not None
+
+    # --- messages ------------------------------------------------------------
+
+    def message(self, sender: str, mid: str) -> StoredMessage | None:
+        with self.transaction() as session:
+            return session.get(StoredMessage, (sender, mid))
+
+    def outbox_of(self, sender: str, mid: str) -> list[OutboxRow]:
+        with self.transaction() as session:
+            return list(
+                session.scalars(
+                    select(OutboxRow)
+                    .where(OutboxRow.sender == sender, OutboxRow.mid == mid)
+                    .order_by(OutboxRow.id)
+                )
+            )
+
+    def accept(
+        self, message: NewMessage, audit_events: Sequence[AuditEvent], receipt_for: ReceiptSigner
+    ) -> StoredMessage:
+        """Store a message, its outbox rows, pseudonyms and audit entries in one
+        transaction. ``audit_events[0]`` must be the acceptance; its index goes
+        into the receipt that ``receipt_for`` makes. If (sender, mid) exists
+        already, nothing is written and the stored message is returned.
+        """
+        with self.transaction() as session:
+            existing = session.get(StoredMessage, (message.sender, message.mid))
+            if existing is not None:
+                return existing
+            indexes = audit.append(session, audit_events, now=message.accepted_at)
+            stored = StoredMessage(
+                sender=message.sender,
+                mid=message.mid,
+                kind=message.kind,
+                payload=message.payload,
+                payload_sha256=message.payload_sha256,
+                signature=message.signature,
+                unit_code=message.unit_code,
+                accepted_at=message.accepted_at,
+                audit_index=indexes[0],
+                receipt=receipt_for(indexes[0]),
+            )
+            session.add(stored)
+            session.add_all(
+                OutboxRow(
+                    sender=message.sender,
+                    mid=message.mid,
+                    kind=message.kind,
+                    destination=row.destination,
+                    recipient=row.recipient,
+                    routing_key=row.routing_key,
+                    policy_id=row.policy_id,
+                    view_sha256=row.view_sha256,
+                    body=row.body,
+                    headers={},
+                    created_at=message.accepted_at,
+                )
+                for row in message.outbox
+            )
+            self._remember_pseudonyms(session, message)
+            return stored
+
+    @staticmethod
+    def _remember_pseudonyms(session: Session, message: NewMessage) -> None:
+        referred = set(message.referred)
+        for recipient, pseudonym, resident_id in message.pseudonyms:
+            row = session.get(SubjectPseudonym, (recipient, pseudonym))
+            if row is None:
+                row = SubjectPseudonym(
+                    recipient=recipient,
+                    pseudonym=pseudonym,
+                    resident_id=resident_id,
+                    referred_at=None,
+                )
+                session.add(row)
+            if (recipient, pseudonym) in referred and row.referred_at is None:
+                row.referred_at = message.accepted_at
+
+    def record_audit(self, events: Sequence[AuditEvent]) -> list[int]:
+        """Append audit entries on their own (e.g. a rejected call)."""
+        with self.transaction() as session:
+            return audit.append(session, events)
+
+    def is_referred(self, recipient: str, pseudonym: str) -> bool:
+        with self.transaction() as session:
+            row = session.get(SubjectPseudonym, (recipient, pseudonym))
+            return row is not None and row.referred_at is not None
+
+    def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
+        with self.transaction() as session:
+            row = session.get(SubjectPseudonym, (recipient, pseudonym))
+            return row.resident_id if row else None
+
+    # --- outbox (the relay's source) -----------------------------------------
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        """OutboxSource: unpublished, routable rows, oldest first."""
+        with self.transaction() as session:
+            rows = session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.published_at.is_(None), OutboxRow.unroutable_at.is_(None))
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
+            return [
+                OutboxItem(
+                    id=row.id,
+                    destination=row.destination,
+                    routing_key=row.routing_key,
+                    mid=row.mid,
+                    kind=row.kind,
+                    body=row.body,
+                    headers=dict(row.headers),
+                )
+                for row in rows
+            ]
+
+    def mark_published(self, ids: Sequence[int]) -> None:
+        self._mark(ids, audit.PUBLISHED, published_at=_now())
+
+    def mark_unroutable(self, ids: Sequence[int]) -> None:
+        self._mark(ids, audit.UNROUTABLE, unroutable_at=_now())
+
+    def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> None:
+        if not ids:
+            return
+        with self.transaction() as session:
+            rows = list(
+                session.scalars(
+                    select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)
+                )
+            )
+            session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids)).values(**values))
+            audit.append(
+                session,
+                [
+                    AuditEvent(
+                        event,
+                        "gateway",
+                        mid=row.mid,
+                        kind=row.kind,
+                        detail={
+                            "sender": row.sender,
+                            "recipient": row.recipient or "feed",
+                            "routing_key": row.routing_key,
+                            "outbox_id": row.id,
+                        },
+                    )
+                    for row in rows
+                ],
+            )
+
+    # --- the recipient's side ------------------------------------------------
+
+    def mark_delivered(
+        self, recipient: str, messages: Sequence[tuple[str, str]], event: str = audit.DELIVERED
+    ) -> int:
+        """Record that ``recipient`` was handed (or acknowledged) these
+        (sender, mid) deliveries; returns how many outbox rows changed."""
+        column = "acknowledged_at" if event == audit.ACKNOWLEDGED else "delivered_at"
+        changed = 0
+        with self.transaction() as session:
+            now = _now()
+            events = []
+            for sender, mid in messages:
+                row = session.scalars(
+                    select(OutboxRow).where(
+                        OutboxRow.sender == sender,
+                        OutboxRow.mid == mid,
+                        OutboxRow.destination == "inbox",
+                        OutboxRow.recipient == recipient,
+                    )
+                ).first()
+                if row is None:
+                    continue
+                if getattr(row, column) is None:
+                    setattr(row, column, now)
+                    if column == "acknowledged_at" and row.delivered_at is None:
+                        row.delivered_at = now
+                    changed += 1
+                events.append(
+                    AuditEvent(
+                        event,
+                        recipient,
+                        mid=mid,
+                        kind=row.kind,
+                        detail={"sender": sender, "outbox_id": row.id},
+                    )
+                )
+            audit.append(session, events, now=now)
+        return changed

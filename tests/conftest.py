@@ -1,0 +1,70 @@
+"""Shared fixtures: a fresh database on SQLite and on PostgreSQL, an isolated
+broker prefix, and a running gateway with its principals registered."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.broker import topology
+from gateway.config import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SILIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+PRINCIPALS = ["judicial", "police", "procuratorate", "ngo", "detox"]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh schema in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'silian.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def broker_prefix() -> Iterator[str]:
+    """A broker name prefix of this module's own; what it declared is deleted after."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        topology.delete(connection.channel(), topology.Names(prefix), PRINCIPALS)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, broker_prefix: str
+) -> Settings:
+    data_dir: Path = tmp_path_factory.mktemp("data")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        broker_prefix=broker_prefix,
+        listen="127.0.0.1:0",
+        log_format="console",
+        shutdown_grace_seconds=1.0,
+    )
