@@ -62,8 +62,11 @@ def generate(out_dir: Path) -> None:
 
 
 def _files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-            and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def stale_files() -> list[str]:
@@ -74,8 +77,11 @@ def stale_files() -> list[str]:
         want = _files(fresh / "silian")
         have = _files(GENERATED) if GENERATED.exists() else set()
         stale = sorted(want ^ have)
-        stale += sorted(name for name in want & have
-                        if not filecmp.cmp(fresh / "silian" / name, GENERATED / name, shallow=False))
+        stale += sorted(
+            name
+            for name in want & have
+            if not filecmp.cmp(fresh / "silian" / name, GENERATED / name, shallow=False)
+        )
         return stale
 
 

@@ -1,0 +1,100 @@
+"""Composition root: builds the real gateway from settings (tests use it too)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from gateway.broker.relay import OutboxRelay
+from gateway.broker.topology import Names
+from gateway.config import Settings
+from gateway.exchange import ExchangeService
+from gateway.policy import Policy
+from gateway.signer import GatewaySigner, load_or_create_key, load_or_create_secret
+from gateway.store import db
+from gateway.store.repository import Store
+from gateway.units import Units
+
+log = structlog.get_logger(__name__)
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """The store for ``settings``; an empty database is migrated automatically."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = db.make_engine(settings.effective_database_url)
+    if migrate and (db.is_empty(engine) or db.current_revision(engine) is None):
+        db.upgrade(engine)
+    return Store(engine)
+
+
+def load_policy(settings: Settings) -> Policy:
+    """The data directory's policy, written from the shipped default when missing."""
+    if not settings.policy_file.exists():
+        settings.policy_file.parent.mkdir(parents=True, exist_ok=True)
+        settings.policy_file.write_text(Policy.default_text(), encoding="utf-8")
+    return Policy.load(settings.policy_file)
+
+
+def load_units(settings: Settings) -> Units:
+    path = settings.data_dir / "units.toml"
+    return Units.load(path) if path.exists() else Units.default()
+
+
+def gateway_signer(settings: Settings) -> GatewaySigner:
+    key = load_or_create_key(settings.keys_dir / "gateway.pem")
+    return GatewaySigner.from_key(settings.gateway_id, key)
+
+
+def pseudonym_keys(settings: Settings) -> Callable[[str], bytes]:
+    """Per-recipient pseudonym keys, kept in the data directory, cached."""
+    cache: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def key_for(recipient: str) -> bytes:
+        with lock:
+            if recipient not in cache:
+                path: Path = settings.keys_dir / "pseudonym" / f"{recipient}.key"
+                cache[recipient] = load_or_create_secret(path)
+            return cache[recipient]
+
+    return key_for
+
+
+@dataclass
+class Gateway:
+    """Everything a running gateway process holds."""
+
+    settings: Settings
+    store: Store
+    policy: Policy
+    names: Names
+    service: ExchangeService
+    relay: OutboxRelay
+    relay_wake: threading.Event
+
+
+def build(settings: Settings) -> Gateway:
+    store = open_store(settings)
+    policy = load_policy(settings)
+    wake = threading.Event()
+    service = ExchangeService(
+        store=store,
+        policy=policy,
+        units=load_units(settings),
+        signer=gateway_signer(settings),
+        pseudonym_key=pseudonym_keys(settings),
+        settings=settings,
+        on_accept=wake.set,
+    )
+    names = Names(settings.broker_prefix)
+    relay = OutboxRelay(settings.amqp_url, names, store, wake=wake)
+    return Gateway(settings, store, policy, names, service, relay, wake)
+
+
+def recipients(policy: Policy) -> list[str]:
+    """Principals that may receive messages (they get an inbox queue)."""
+    return sorted({p.id for p in policy.principals() if p.role == "agency"})

@@ -1,0 +1,366 @@
+"""The ``silian`` command line. Every command explains itself with --help."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import grpc
+from google.protobuf import json_format
+from rich.console import Console
+from rich.table import Table
+
+from gateway import kinds, logs
+from gateway.config import Settings, load_settings
+from gateway.errors import GatewayError
+from gateway.provision import load_agency_key, write_new_key
+from gateway.security import keys as keyring
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+ROLES = ("agency", "auditor")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}")
+    sys.exit(1)
+
+
+def friendly_errors(fn: F) -> F:
+    """Report expected failures as one clear line, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GatewayError as err:
+            _fail(f"{err.reason}: {err.message}")
+        except grpc.RpcError as err:
+            _fail(f"{err.code().name}: {err.details()}")  # type: ignore[attr-defined]
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SILIAN_HOME",
+    default=None,
+    help="Folder with config.toml, policy.toml, keys and the SQLite file "
+    "(env SILIAN_HOME; default ./.silian).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    default=None,
+    help="Log lines as JSON (production) or for a console.",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, log_format: str | None) -> None:
+    """Silian (四联) gateway: signed data exchange between the judicial bureau and
+    the police, procuratorate, NGO and detox centre of Baoji."""
+    try:
+        settings = load_settings(data_dir, log_format=log_format)
+    except ValueError as err:
+        _fail(str(err))
+    logs.configure(settings.log_format)
+    ctx.obj = settings
+
+
+def _settings() -> Settings:
+    settings = click.get_current_context().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+# --- serve and db -------------------------------------------------------------
+
+
+@main.command()
+@click.option("--listen", help="Address to listen on (default 127.0.0.1:7443).")
+@click.option("--database-url", help="SQLAlchemy URL (env SILIAN_DATABASE_URL).")
+@click.option("--amqp-url", help="RabbitMQ URL (env SILIAN_AMQP_URL).")
+@click.option("--broker-prefix", help="Prefix of all exchange and queue names.")
+@click.option("--tls-cert", help="Server certificate (PEM); enables TLS.")
+@click.option("--tls-key", help="Server private key (PEM).")
+@click.option("--client-ca", help="CA of client certificates; requires mTLS.")
+@click.option("--reflection/--no-reflection", default=None, help="Serve gRPC reflection.")
+@friendly_errors
+def serve(**options: Any) -> None:
+    """Run the gateway: gRPC Exchange, health, outbox relay. Stops on Ctrl-C/SIGTERM,
+    draining calls in flight."""
+    from gateway import bootstrap
+    from gateway.rpc.server import serve as run_server
+
+    settings = load_settings(_settings().data_dir, log_format=_settings().log_format, **options)
+    gateway = bootstrap.build(settings)
+    asyncio.run(run_server(gateway))
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Apply migrations up to the newest schema (idempotent)."""
+    from gateway.store import db as database
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = database.make_engine(settings.effective_database_url)
+    database.upgrade(engine)
+    console.print(f"schema at revision {database.current_revision(engine)}")
+
+
+# --- agencies and keys ----------------------------------------------------------
+
+
+def _new_key(
+    settings: Settings, agency: str, public_key: Path | None, generate: bool
+) -> tuple[bytes, str, Path | None]:
+    if bool(public_key) == generate:
+        raise ValueError("give exactly one of --public-key FILE or --generate-key")
+    if public_key:
+        public = keyring.load_public_pem(public_key.read_bytes())
+        return public, keyring.kid_for(public), None
+    key, kid, path = write_new_key(settings, agency)
+    return keyring.public_raw(key), kid, path
+
+
+@main.group()
+def agency() -> None:
+    """Register agencies and manage their signing keys."""
+
+
+@agency.command("add")
+@click.argument("agency_id")
+@click.option("--name", default="", help="Display name.")
+@click.option("--role", type=click.Choice(ROLES), default="agency", show_default=True)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The agency's Ed25519 public key (PEM).",
+)
+@click.option(
+    "--generate-key",
+    is_flag=True,
+    help="Make a key pair here; the private key is written under "
+    "<data-dir>/agency-keys/ID/ for the agency's front-end processor.",
+)
+@friendly_errors
+def agency_add(
+    agency_id: str, name: str, role: str, public_key: Path | None, generate_key: bool
+) -> None:
+    """Register AGENCY_ID (it must be a principal in policy.toml) with a first key."""
+    from gateway import bootstrap
+
+    settings = _settings()
+    policy = bootstrap.load_policy(settings)
+    principal = policy.principal(agency_id)
+    if principal is None:
+        known = ", ".join(p.id for p in policy.principals())
+        raise ValueError(
+            f"{agency_id!r} is not a principal in {settings.policy_file} (known: {known})"
+        )
+    store = bootstrap.open_store(settings)
+    public, kid, path = _new_key(settings, agency_id, public_key, generate_key)
+    store.add_agency(agency_id, name or principal.display_name, role, actor="operator")
+    store.add_key(agency_id, kid, public, actor="operator")
+    console.print(f"registered {agency_id} with key {kid}")
+    if path:
+        console.print(f"private key: {path}")
+
+
+@agency.command("add-key")
+@click.argument("agency_id")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--generate-key", is_flag=True, help="Make a key pair here (see agency add).")
+@friendly_errors
+def agency_add_key(agency_id: str, public_key: Path | None, generate_key: bool) -> None:
+    """Add another active key to AGENCY_ID (rotation: old keys stay valid until revoked)."""
+    from gateway import bootstrap
+
+    settings = _settings()
+    store = bootstrap.open_store(settings)
+    public, kid, path = _new_key(settings, agency_id, public_key, generate_key)
+    store.add_key(agency_id, kid, public, actor="operator")
+    console.print(f"added key {kid} to {agency_id}")
+    if path:
+        console.print(f"private key: {path}")
+
+
+@agency.command("revoke-key")
+@click.argument("agency_id")
+@click.argument("kid")
+@friendly_errors
+def agency_revoke_key(agency_id: str, kid: str) -> None:
+    """Revoke KID of AGENCY_ID: tokens and signatures by it are refused from now on."""
+    from gateway import bootstrap
+
+    bootstrap.open_store(_settings()).revoke_key(agency_id, kid, actor="operator")
+    console.print(f"revoked key {kid} of {agency_id}")
+
+
+@agency.command("list")
+@friendly_errors
+def agency_list() -> None:
+    """List registered agencies and their keys."""
+    from gateway import bootstrap
+
+    store = bootstrap.open_store(_settings())
+    table = Table("agency", "role", "name", "key id", "added", "revoked")
+    for row in store.agencies():
+        for key in store.keys_of(row.id) or [None]:
+            table.add_row(
+                row.id,
+                row.role,
+                row.display_name,
+                key.kid if key else "-",
+                f"{key.created_at:%Y-%m-%d %H:%M}" if key else "",
+                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key and key.revoked_at else "",
+            )
+    console.print(table)
+
+
+@main.group()
+def keys() -> None:
+    """The gateway's own keys."""
+
+
+@keys.command("gateway")
+@friendly_errors
+def keys_gateway() -> None:
+    """Print the gateway's public JWKS (verifies receipts and deliveries)."""
+    from gateway import bootstrap
+
+    click.echo(json.dumps(bootstrap.gateway_signer(_settings()).jwks(), indent=2))
+
+
+# --- trying an exchange by hand ------------------------------------------------------
+
+
+def _client(settings: Settings, agency: str, key: Path | None, target: str | None) -> Any:
+    from gateway.client import AgencyClient
+
+    return AgencyClient.connect(
+        target or settings.listen,
+        agency=agency,
+        key=load_agency_key(settings, agency, key),
+        gateway_id=settings.gateway_id,
+    )
+
+
+_target = click.option("--target", help="Gateway address (default: the listen setting).")
+_key = click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key PEM (default: newest under <data-dir>/agency-keys/AGENCY).",
+)
+
+
+@main.command()
+@click.option("--as", "agency_id", required=True, help="Sending agency id.")
+@click.option("--kind", required=True, help=f"Message kind: {', '.join(kinds.known_kinds())}.")
+@click.argument("payload", type=click.File("r"))
+@click.option("--mid", help="Message id (default: a new UUID).")
+@_key
+@_target
+@friendly_errors
+def send(
+    agency_id: str, kind: str, payload: Any, mid: str | None, key: Path | None, target: str | None
+) -> None:
+    """Sign and submit one message whose payload is JSON in PAYLOAD ('-' for stdin),
+    in the protobuf JSON form of the kind's message. Prints the receipt."""
+    message = kinds.payload_type(kind)()
+    try:
+        json_format.Parse(payload.read(), message)
+    except json_format.ParseError as err:
+        raise ValueError(f"{payload.name}: not a valid {kind} payload: {err}") from None
+    client = _client(_settings(), agency_id, key, target)
+    receipt = client.submit(kind, message, mid)
+    click.echo(json_format.MessageToJson(receipt))
+
+
+@main.command()
+@click.option("--as", "agency_id", required=True, help="Receiving agency id.")
+@click.option("--max", "limit", type=int, default=0, help="Stop after N deliveries (0: no limit).")
+@click.option(
+    "--idle",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Stop after this many seconds without a delivery (0: wait forever).",
+)
+@click.option("--no-ack", is_flag=True, help="Do not acknowledge (they come back later).")
+@_key
+@_target
+@friendly_errors
+def receive(
+    agency_id: str, limit: int, idle: float, no_ack: bool, key: Path | None, target: str | None
+) -> None:
+    """Print deliveries from AGENCY's inbox as JSON lines and acknowledge them."""
+    from gateway.rpc.silian.v1 import payloads_pb2  # noqa: F401  (JSON of payloads)
+
+    settings = _settings()
+    client = _client(settings, agency_id, key, target)
+    stream = client.receive(timeout=None)
+    count = 0
+    import threading
+
+    timer: threading.Timer | None = None
+
+    def arm() -> threading.Timer | None:
+        if not idle:
+            return None
+        t = threading.Timer(idle, stream.cancel)
+        t.start()
+        return t
+
+    timer = arm()
+    try:
+        for response in stream:
+            if timer:
+                timer.cancel()
+            delivery = response.delivery
+            view = kinds.decode(delivery.kind, delivery.payload)
+            document = json_format.MessageToDict(delivery)
+            document["payload"] = json_format.MessageToDict(view)
+            click.echo(json.dumps(document, ensure_ascii=False))
+            if not no_ack:
+                client.acknowledge([delivery.delivery_id])
+            count += 1
+            if limit and count >= limit:
+                break
+            timer = arm()
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+            raise
+    finally:
+        if timer:
+            timer.cancel()
+        stream.cancel()
+    err_console.print(f"{count} deliveries")
+
+
+@main.command()
+@friendly_errors
+def demo() -> None:
+    """Start the gateway (SQLite, local RabbitMQ), register the five principals with
+    fresh keys and show messages going judicial → police/procuratorate and back."""
+    from gateway.demo import run_demo
+
+    sys.exit(run_demo(_settings(), console))

@@ -1,0 +1,174 @@
+"""The grpc.aio server: Exchange, health, reflection, TLS, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pika
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
+
+from gateway.bootstrap import Gateway, recipients
+from gateway.broker import topology
+from gateway.config import Settings
+from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
+from gateway.rpc.silian.v1 import exchange_pb2
+
+log = structlog.get_logger(__name__)
+
+HEALTH_INTERVAL_SECONDS = 2.0
+EXCHANGE = exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert:
+        return None
+    chain = Path(settings.tls_cert).read_bytes()
+    key = Path(settings.tls_key).read_bytes()
+    if settings.client_ca:
+        return grpc.ssl_server_credentials(
+            [(key, chain)],
+            root_certificates=Path(settings.client_ca).read_bytes(),
+            require_client_auth=True,
+        )
+    return grpc.ssl_server_credentials([(key, chain)])
+
+
+class _BrokerWorker:
+    """Declares the topology (retrying until the broker is there), then runs
+    the outbox relay until stopped. Runs in its own thread."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+
+    def _declare(self) -> None:
+        settings = self._gateway.settings
+        connection = pika.BlockingConnection(topology.connection_parameters(settings.amqp_url))
+        try:
+            topology.declare(
+                connection.channel(),
+                self._gateway.names,
+                recipients(self._gateway.policy),
+                delivery_limit=settings.delivery_limit,
+            )
+        finally:
+            connection.close()
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                self._declare()
+                break
+            except pika.exceptions.AMQPError as exc:
+                log.warning("broker.unavailable", error=repr(exc), retry_in=delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        if self.stop.is_set():
+            return
+        self.ready.set()
+        log.info("relay.started")
+        self._gateway.relay.run(self.stop)
+
+
+def _database_ok(gateway: Gateway) -> bool:
+    try:
+        with gateway.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any failure means not ready
+        return False
+
+
+async def _watch_health(
+    gateway: Gateway, worker: _BrokerWorker, health: HealthServicer, stopping: asyncio.Event
+) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    while not stopping.is_set():
+        ok = worker.ready.is_set() and await asyncio.to_thread(_database_ok, gateway)
+        for service in ("", EXCHANGE):
+            await health.set(service, serving if ok else not_serving)
+        try:
+            await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
+        except TimeoutError:
+            pass
+
+
+async def serve(
+    gateway: Gateway,
+    *,
+    on_ready: Callable[[int], None] | None = None,
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stopping`` is set), then drain and stop."""
+    settings = gateway.settings
+    stopping = stopping or asyncio.Event()
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="exchange")
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes * 2 + 65536),
+            ("grpc.max_send_message_length", settings.max_message_bytes * 2 + 65536),
+        ]
+    )
+    add_to_server(
+        ExchangeServicer(gateway.service, executor, settings.amqp_url, gateway.names), server
+    )
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (
+                EXCHANGE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+    credentials = _credentials(settings)
+    port = (
+        server.add_secure_port(settings.listen, credentials)
+        if credentials
+        else server.add_insecure_port(settings.listen)
+    )
+    worker = _BrokerWorker(gateway)
+    worker.thread.start()
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
+    log.info(
+        "gateway.serving",
+        listen=settings.listen,
+        port=port,
+        tls=credentials is not None,
+        database=gateway.store.engine.url.get_backend_name(),
+    )
+    if on_ready:
+        on_ready(port)
+    await stopping.wait()
+    log.info("gateway.stopping", grace_seconds=settings.shutdown_grace_seconds)
+    await health.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_seconds)
+    watcher.cancel()
+    worker.stop.set()
+    await asyncio.to_thread(worker.thread.join, 10)
+    executor.shutdown(wait=True)
+    gateway.store.engine.dispose()
+    log.info("gateway.stopped")

@@ -1,0 +1,83 @@
+"""Run a whole gateway in a background thread (the demo and the e2e tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway import bootstrap
+from gateway.bootstrap import Gateway
+from gateway.config import Settings
+from gateway.rpc.server import serve
+
+
+class BackgroundGateway:
+    """``with BackgroundGateway(settings) as gw:`` serves on ``gw.target`` until exit.
+
+    The listen port is chosen by the system unless the settings name one.
+    Entering returns once health says SERVING (database and broker ready).
+    """
+
+    def __init__(self, settings: Settings, ready_timeout: float = 30.0) -> None:
+        if settings.listen.endswith(":7443"):
+            settings = replace(settings, listen="127.0.0.1:0")
+        self.settings = settings
+        self.ready_timeout = ready_timeout
+        self.gateway: Gateway = bootstrap.build(settings)
+        self.target = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="gateway", daemon=True)
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
+
+            def ready(port: int) -> None:
+                host = self.settings.listen.rsplit(":", 1)[0]
+                self.target = f"{host}:{port}"
+                self._started.set()
+
+            await serve(self.gateway, on_ready=ready, stopping=self._stopping)
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+
+    def __enter__(self) -> BackgroundGateway:
+        self._thread.start()
+        if not self._started.wait(self.ready_timeout) or self._error:
+            raise RuntimeError(f"gateway did not start: {self._error!r}")
+        self.wait_serving(self.ready_timeout)
+        return self
+
+    def wait_serving(self, timeout: float) -> None:
+        """Block until the health service reports SERVING."""
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+
+    def stop(self) -> None:
+        if self._loop and self._stopping and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(60)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,57 @@
+"""The gateway's own Ed25519 identity: it signs receipts and deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.security import jws, keys
+
+
+@dataclass(frozen=True)
+class GatewaySigner:
+    gateway_id: str
+    private_key: Ed25519PrivateKey
+    kid: str
+
+    @classmethod
+    def from_key(cls, gateway_id: str, private_key: Ed25519PrivateKey) -> GatewaySigner:
+        return cls(gateway_id, private_key, keys.kid_for(keys.public_raw(private_key)))
+
+    @property
+    def public(self) -> bytes:
+        return keys.public_raw(self.private_key)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS over ``claims`` with ``iss`` set to the gateway id."""
+        return jws.sign_gateway(self.private_key, self.kid, {"iss": self.gateway_id, **claims})
+
+    def jwks(self) -> dict[str, Any]:
+        return keys.jwks([(self.public, self.kid)])
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The PEM private key at ``path``, created (mode 0600) when missing."""
+    if path.exists():
+        return keys.load_private_pem(path.read_bytes())
+    key = keys.generate_private_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(keys.private_to_pem(key))
+    return key
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """A 32-byte secret (hex in the file at ``path``), created (mode 0600) when missing."""
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    from gateway.security.pseudonyms import new_pseudonym_key
+
+    secret = new_pseudonym_key()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret.hex() + "\n")
+    return secret

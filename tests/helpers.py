@@ -1,0 +1,97 @@
+"""Helpers shared by the tests: valid payloads and inbox reading."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import grpc
+
+from gateway.client import AgencyClient
+from gateway.rpc.silian.v1 import envelope_pb2
+from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.validation import check_character
+
+_rng = random.Random(20261127)
+
+
+def resident_id(unit: str = "610302", birth: date = date(1985, 6, 15)) -> str:
+    """A valid resident ID of a man (odd sequence number) born on ``birth``."""
+    first17 = f"{unit}{birth:%Y%m%d}{_rng.randrange(500) * 2 + 1:03d}"
+    return first17 + check_character(first17)
+
+
+def enrolment(subject_id: str | None = None, unit: str = "610302") -> pb.RosterChange:
+    today = date.today()
+    return pb.RosterChange(
+        change_id=f"RC-{_rng.randrange(10**9)}",
+        change_type=pb.ROSTER_CHANGE_TYPE_ENROLMENT,
+        subject=pb.Subject(
+            resident_id=subject_id or resident_id(unit),
+            name="王某",
+            gender=pb.GENDER_MALE,
+            address="宝鸡市金台区",
+        ),
+        unit_code=unit,
+        category=pb.CORRECTION_CATEGORY_PROBATION,
+        supervision_level=pb.SUPERVISION_LEVEL_ORDINARY,
+        effective_date=today.isoformat(),
+        term_start_date=today.isoformat(),
+        term_end_date=(today + timedelta(days=365)).isoformat(),
+        offence="盗窃罪",
+        officer="officer-1",
+    )
+
+
+def verification_hit(subject_id: str | None = None) -> pb.VerificationResult:
+    result = pb.VerificationResult(
+        result_id=f"VR-{_rng.randrange(10**9)}",
+        subject=pb.Subject(resident_id=subject_id or resident_id(), name="王某"),
+        unit_code="610302",
+        check_type=pb.CHECK_TYPE_HOTEL_STAY,
+        outcome=pb.CHECK_OUTCOME_HIT,
+        place="西安市某酒店",
+        place_region_code="610113",
+        police_reference="GA-1",
+    )
+    result.observed_at.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+    return result
+
+
+def referral(subject_id: str | None = None) -> pb.ServiceReferral:
+    return pb.ServiceReferral(
+        referral_id=f"REF-{_rng.randrange(10**9)}",
+        subject=pb.Subject(
+            resident_id=subject_id or resident_id(), name="王某", address="宝鸡市金台区某街"
+        ),
+        unit_code="610302",
+        needs=[pb.SERVICE_TYPE_COUNSELLING],
+        offence="盗窃罪",
+        notes="家庭困难",
+    )
+
+
+def receive_mids(
+    client: AgencyClient, mids: Iterable[str], timeout: float = 15.0, ack: bool = True
+) -> dict[str, envelope_pb2.Delivery]:
+    """Read the inbox until every mid in ``mids`` arrived (or ``timeout``);
+    acknowledges everything read unless ``ack`` is False."""
+    wanted = set(mids)
+    found: dict[str, envelope_pb2.Delivery] = {}
+    stream = client.receive(max_in_flight=100, timeout=timeout)
+    try:
+        for response in stream:
+            delivery = response.delivery
+            if ack:
+                client.acknowledge([delivery.delivery_id])
+            if delivery.mid in wanted:
+                found[delivery.mid] = delivery
+            if wanted <= set(found):
+                break
+    except grpc.RpcError as err:
+        if err.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+            raise
+    finally:
+        stream.cancel()
+    return found

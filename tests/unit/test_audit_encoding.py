@@ -1,0 +1,27 @@
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from gateway.audit.log import AuditEvent, encode_entry, leaf_hash
+
+
+def test_entry_bytes_are_canonical_json() -> None:
+    event = AuditEvent(
+        "accepted",
+        "judicial",
+        mid="m1",
+        kind="roster.change",
+        detail={"sha256": "ab", "recipients": "police"},
+    )
+    entry = encode_entry(7, datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), event)
+    assert entry == (
+        b'{"actor":"judicial","detail":{"recipients":"police","sha256":"ab"},'
+        b'"event":"accepted","index":7,"kind":"roster.change","mid":"m1",'
+        b'"time":"2026-01-02T03:04:05.000006Z","v":1}'
+    )
+    assert json.loads(entry)["index"] == 7
+
+
+def test_leaf_hash_is_rfc9162_leaf() -> None:
+    assert leaf_hash(b"") == hashlib.sha256(b"\x00").digest()
+    assert leaf_hash(b"abc") != hashlib.sha256(b"abc").digest()

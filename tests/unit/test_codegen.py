@@ -1,0 +1,5 @@
+from gateway.rpc import codegen
+
+
+def test_committed_stubs_match_what_protos_generate() -> None:
+    assert codegen.stale_files() == [], "run: python -m gateway.rpc.codegen"
