@@ -431,9 +431,18 @@ class ExchangeService:
             detail["fields"] = ",".join(v.field for v in err.violations)
         mid = kind = ""
         if envelope is not None:
-            mid, kind = envelope.mid[:64], envelope.kind[:64]
-            detail["sender"] = envelope.sender[:64]
+            # Only well-formed values go into the entry as they are; anything
+            # else a caller sent is recorded by digest (it may be garbage,
+            # NUL bytes included, or personal data).
+            mid = envelope.mid if _is_uuid(envelope.mid) else ""
+            kind = envelope.kind if envelope.kind in kinds.known_kinds() else ""
+            sender = envelope.sender
+            detail["sender"] = sender if self.policy.principal(sender) else "unknown"
             detail["sha256"] = sha256_hex(envelope.payload)
+            if not mid and envelope.mid:
+                detail["mid_sha256"] = sha256_hex(envelope.mid.encode())
+            if not kind and envelope.kind:
+                detail["kind_sha256"] = sha256_hex(envelope.kind.encode())
         log.warning(
             "message.rejected",
             mid=mid,

@@ -1,0 +1,254 @@
+"""Every kind of bad input gets its own status, reason and field, is audited,
+and loses nothing that was accepted."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import select
+
+from gateway import bootstrap, kinds
+from gateway.client import build_envelope
+from gateway.config import Settings
+from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from gateway.security import generate_private_key, issue_token, kid_for, public_raw, sign_message
+from gateway.store.models import AuditEntry
+from gateway.store.repository import Store
+from tests.e2e.conftest import Running
+from tests.helpers import enrolment, receive_mids, resident_id
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def gateway_settings(settings: Settings) -> Settings:
+    return replace(settings, max_message_bytes=LIMIT)
+
+
+@pytest.fixture(scope="module")
+def store(running: Running) -> Iterator[Store]:
+    store = bootstrap.open_store(running.settings)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def stub(running: Running) -> Iterator[exchange_pb2_grpc.ExchangeStub]:
+    with grpc.insecure_channel(running.target) as channel:
+        yield exchange_pb2_grpc.ExchangeStub(channel)
+
+
+def _token(running: Running, agency: str = "judicial", **kwargs: object) -> list[tuple[str, str]]:
+    key = kwargs.pop("key", None) or running.keys[agency]
+    options = {"issuer": agency, "audience": running.settings.gateway_id, **kwargs}
+    token = issue_token(key, kid_for(public_raw(key)), **options)  # type: ignore[arg-type]
+    return [("authorization", f"Bearer {token}")]
+
+
+def _submit(stub: exchange_pb2_grpc.ExchangeStub, envelope: envelope_pb2.Envelope,
+            metadata: list[tuple[str, str]] | None) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Submit(exchange_pb2.SubmitRequest(envelope=envelope), metadata=metadata, timeout=10)
+    return caught.value
+
+
+def _details(err: grpc.RpcError) -> tuple[grpc.StatusCode, str, list[str]]:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status details"
+    reason, fields = "", []
+    for detail in status.details:
+        info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+        if detail.Unpack(info):
+            reason = info.reason
+        elif detail.Unpack(bad):
+            fields = [v.field for v in bad.field_violations]
+    return err.code(), reason, fields  # type: ignore[attr-defined]
+
+
+def _last_rejection(store: Store) -> dict[str, object]:
+    with store.transaction() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.event == "rejected")
+                                .order_by(AuditEntry.idx.desc())).first()
+    assert entry is not None
+    return json.loads(entry.entry)
+
+
+def _envelope(running: Running, agency: str = "judicial", **overrides: object
+              ) -> envelope_pb2.Envelope:
+    envelope = build_envelope(agency, running.keys[agency], kinds.ROSTER_CHANGE, enrolment())
+    for name, value in overrides.items():
+        setattr(envelope, name, value)
+    return envelope
+
+
+def _expect(err: grpc.RpcError, store: Store, code: grpc.StatusCode, reason: str,
+            field: str | None = None) -> None:
+    got_code, got_reason, fields = _details(err)
+    assert (got_code, got_reason) == (code, reason)
+    if field:
+        assert field in fields
+    assert _last_rejection(store)["detail"]["reason"] == reason  # type: ignore[index]
+
+
+UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_no_token(running: Running, stub, store) -> None:
+    _expect(_submit(stub, _envelope(running), None), store, UNAUTH, "MISSING_TOKEN")
+
+
+def test_malformed_token(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running), [("authorization", "Bearer not.a.jwt")])
+    _expect(err, store, UNAUTH, "MALFORMED_TOKEN")
+
+
+def test_expired_token(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running), _token(running, now=time.time() - 3600))
+    _expect(err, store, UNAUTH, "EXPIRED_TOKEN")
+
+
+def test_wrong_audience(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running), _token(running, audience="another-gateway"))
+    _expect(err, store, UNAUTH, "WRONG_AUDIENCE")
+
+
+def test_unknown_agency(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running), _token(running, "courts", key=generate_private_key()))
+    _expect(err, store, UNAUTH, "UNKNOWN_AGENCY")
+
+
+def test_revoked_key(running: Running, stub, store) -> None:
+    key = generate_private_key()
+    kid = kid_for(public_raw(key))
+    store.add_key("judicial", kid, public_raw(key), actor="test")
+    store.revoke_key("judicial", kid, actor="test")
+    err = _submit(stub, _envelope(running), _token(running, key=key))
+    _expect(err, store, UNAUTH, "REVOKED_KEY")
+
+
+def test_token_issuer_differs_from_sender(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running, "judicial"), _token(running, "police"))
+    _expect(err, store, grpc.StatusCode.PERMISSION_DENIED, "SENDER_NOT_CALLER", "envelope.sender")
+
+
+def test_bad_message_signature(running: Running, stub, store) -> None:
+    envelope = _envelope(running)
+    forged = sign_message(generate_private_key(), kid_for(public_raw(running.keys["judicial"])),
+                          mid=envelope.mid, kind=envelope.kind, iss="judicial",
+                          payload=envelope.payload)
+    envelope.signature = forged
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_SIGNATURE")
+
+
+def test_payload_digest_mismatch(running: Running, stub, store) -> None:
+    envelope = _envelope(running)
+    envelope.payload = kinds.encode(enrolment())
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "DIGEST_MISMATCH", "envelope.payload")
+
+
+def test_mid_reused_with_another_payload(running: Running, stub, store) -> None:
+    judicial = running.client("judicial")
+    mid = str(uuid.uuid4())
+    first = judicial.submit(kinds.ROSTER_CHANGE, enrolment(), mid=mid)
+    err = _submit(stub, build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE,
+                                       enrolment(), mid), _token(running))
+    _expect(err, store, grpc.StatusCode.ALREADY_EXISTS, "MID_REUSED", "envelope.mid")
+    assert judicial.status(mid).mid == first.mid
+    judicial.close()
+
+
+def test_unknown_kind(running: Running, stub, store) -> None:
+    envelope = build_envelope("judicial", running.keys["judicial"], "roster.shuffle", enrolment())
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_KIND", "envelope.kind")
+
+
+def test_kind_not_allowed_for_sender(running: Running, stub, store) -> None:
+    envelope = build_envelope("police", running.keys["police"], kinds.ROSTER_CHANGE, enrolment())
+    err = _submit(stub, envelope, _token(running, "police"))
+    _expect(err, store, grpc.StatusCode.PERMISSION_DENIED, "KIND_NOT_ALLOWED", "envelope.kind")
+
+
+def test_unparseable_payload(running: Running, stub, store) -> None:
+    payload = b"\xff\xff\xff\xff"
+    mid = str(uuid.uuid4())
+    key = running.keys["judicial"]
+    signature = sign_message(key, kid_for(public_raw(key)), mid=mid, kind=kinds.ROSTER_CHANGE,
+                             iss="judicial", payload=payload)
+    envelope = envelope_pb2.Envelope(mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial",
+                                     payload=payload, signature=signature)
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "UNPARSEABLE_PAYLOAD", "envelope.payload")
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda c: setattr(c.subject, "resident_id", c.subject.resident_id[:17] +
+                       ("0" if c.subject.resident_id[17] != "0" else "1")),
+     "payload.subject.resident_id"),
+    (lambda c: setattr(c, "unit_code", "999999"), "payload.unit_code"),
+    (lambda c: setattr(c, "term_end_date", "2000-01-01"), "payload.term_end_date"),
+], ids=["bad-id-check-character", "unknown-unit", "end-before-start"])
+def test_payload_failing_validation(running: Running, stub, store, mutate, field) -> None:
+    change = enrolment()
+    mutate(change)
+    envelope = build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, change)
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "PAYLOAD_INVALID", field)
+
+
+def test_oversize_message(running: Running, stub, store) -> None:
+    change = enrolment()
+    change.reason = "x" * (LIMIT + 1)
+    envelope = build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, change)
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "MESSAGE_TOO_LARGE", "envelope.payload")
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600], ids=["past", "future"])
+def test_iat_too_far_off(running: Running, stub, store, offset: int) -> None:
+    key = running.keys["judicial"]
+    payload = kinds.encode(enrolment())
+    mid = str(uuid.uuid4())
+    signature = sign_message(key, kid_for(public_raw(key)), mid=mid, kind=kinds.ROSTER_CHANGE,
+                             iss="judicial", payload=payload, iat=int(time.time()) + offset)
+    envelope = envelope_pb2.Envelope(mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial",
+                                     payload=payload, signature=signature)
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "IAT_OUT_OF_RANGE")
+
+
+def test_undecodable_request_is_invalid_argument(running: Running) -> None:
+    with grpc.insecure_channel(running.target) as channel:
+        raw = channel.unary_unary("/silian.v1.Exchange/Submit")
+        with pytest.raises(grpc.RpcError) as caught:
+            raw(b"\xff\xff\xff", metadata=_token(running), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+
+def test_nothing_accepted_is_lost_among_bad_input(running: Running, stub) -> None:
+    judicial = running.client("judicial")
+    good = [judicial.submit(kinds.ROSTER_CHANGE, enrolment(resident_id())) for _ in range(3)]
+    for _ in range(3):
+        _submit(stub, _envelope(running, signature="garbage"), _token(running))
+    police = running.client("police")
+    received = receive_mids(police, [r.mid for r in good])
+    assert set(received) == {r.mid for r in good}
+    judicial.close()
+    police.close()
+
+
+def test_nul_bytes_in_envelope_fields_are_refused_and_audited(running: Running, stub,
+                                                              store) -> None:
+    err = _submit(stub, _envelope(running, mid="\x00" * 8, kind="roster\x00"), _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_MID", "envelope.mid")
+    assert _last_rejection(store)["mid"] == ""
