@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import click
 import grpc
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +36,19 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def describe_rpc_error(err: grpc.RpcError) -> str:
+    """One readable line: status, reason and every field violation."""
+    status = rpc_status.from_call(err)
+    text = f"{err.code().name}: {err.details()}"
+    for detail in status.details if status else []:
+        info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+        if detail.Unpack(info):
+            text += f" [{info.reason}]"
+        elif detail.Unpack(bad):
+            text += "".join(f"\n  {v.field}: {v.description}" for v in bad.field_violations)
+    return text
+
+
 def friendly_errors(fn: F) -> F:
     """Report expected failures as one clear line, never a traceback."""
 
@@ -44,7 +59,7 @@ def friendly_errors(fn: F) -> F:
         except GatewayError as err:
             _fail(f"{err.reason}: {err.message}")
         except grpc.RpcError as err:
-            _fail(f"{err.code().name}: {err.details()}")  # type: ignore[attr-defined]
+            _fail(describe_rpc_error(err))
         except (OSError, ValueError) as err:
             _fail(str(err))
 
@@ -224,7 +239,7 @@ def agency_list() -> None:
     store = bootstrap.open_store(_settings())
     table = Table("agency", "role", "name", "key id", "added", "revoked")
     for row in store.agencies():
-        for key in store.keys_of(row.id) or [None]:
+        for key in [*store.keys_of(row.id)] or [None]:  # type: ignore[list-item]
             table.add_row(
                 row.id,
                 row.role,
@@ -347,7 +362,7 @@ def receive(
                 break
             timer = arm()
     except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        if err.code() != grpc.StatusCode.CANCELLED:
             raise
     finally:
         if timer:

@@ -150,7 +150,7 @@ class AgencyClient:
                 if len(received) >= count:
                     break
         except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+            if err.code() != grpc.StatusCode.CANCELLED:
                 raise
         finally:
             timer.cancel()

@@ -122,7 +122,8 @@ class ExchangeService:
             if certificate_agency is not None and certificate_agency != claims.issuer:
                 raise Unauthenticated(
                     "CERTIFICATE_MISMATCH",
-                    f"client certificate is for {certificate_agency!r}, token for {claims.issuer!r}",
+                    f"client certificate is for {certificate_agency!r}, "
+                    f"token for {claims.issuer!r}",
                 )
             principal = self.policy.principal(claims.issuer)
             if principal is None or principal.role not in roles:
@@ -512,9 +513,7 @@ def _delivery_state(row: object) -> int:
 
 
 def _unit_code(message: Message) -> str:
-    if "unit_code" in message.DESCRIPTOR.fields_by_name:
-        return str(getattr(message, "unit_code"))
-    return ""
+    return str(getattr(message, "unit_code", ""))
 
 
 def _is_uuid(value: str) -> bool:

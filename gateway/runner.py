@@ -19,15 +19,18 @@ from gateway.rpc.server import serve
 class BackgroundGateway:
     """``with BackgroundGateway(settings) as gw:`` serves on ``gw.target`` until exit.
 
-    The listen port is chosen by the system unless the settings name one.
+    The listen port is chosen by the system unless the settings name one;
+    ``credentials`` are what a client needs to reach it under TLS.
     Entering returns once health says SERVING (database and broker ready).
     """
 
-    def __init__(self, settings: Settings, ready_timeout: float = 30.0) -> None:
+    def __init__(self, settings: Settings, ready_timeout: float = 30.0,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         if settings.listen.endswith(":7443"):
             settings = replace(settings, listen="127.0.0.1:0")
         self.settings = settings
         self.ready_timeout = ready_timeout
+        self.credentials = credentials
         self.gateway: Gateway = bootstrap.build(settings)
         self.target = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,7 +66,9 @@ class BackgroundGateway:
 
     def wait_serving(self, timeout: float) -> None:
         """Block until the health service reports SERVING."""
-        with grpc.insecure_channel(self.target) as channel:
+        channel = (grpc.secure_channel(self.target, self.credentials) if self.credentials
+                   else grpc.insecure_channel(self.target))
+        with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):
                 if response.status == health_pb2.HealthCheckResponse.SERVING:

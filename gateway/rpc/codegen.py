@@ -34,9 +34,8 @@ def _rewrite(text: str) -> str:
 
 def generate(out_dir: Path) -> None:
     """Generate *_pb2.py, *_pb2_grpc.py and .pyi files for every proto into out_dir."""
-    from grpc_tools import protoc  # dev dependency, imported only here
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency, imported only here
 
     protos = sorted(p.relative_to(PROTO_ROOT).as_posix() for p in PROTO_ROOT.rglob("*.proto"))
     well_known = Path(grpc_tools.__file__).parent / "_proto"

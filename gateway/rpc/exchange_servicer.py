@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -116,8 +116,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         session = _ReceiveSession(uuid.uuid4().hex[:16], caller, consumer)
         self._sessions[session.id] = session
         consumer.start(
-            on_message=lambda m: loop.call_soon_threadsafe(inbox.put_nowait, m),
-            on_closed=lambda e: loop.call_soon_threadsafe(inbox.put_nowait, _Closed(e)),
+            on_message=lambda m: _post(loop, inbox, m),
+            on_closed=lambda e: _post(loop, inbox, _Closed(e)),
         )
         log.info("receive.opened", agency=caller, session=session.id, prefetch=prefetch)
         try:
@@ -178,7 +178,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     def _settle(
         self,
         caller: str,
-        ids: list[str],
+        ids: Sequence[str],
     ) -> tuple[list[tuple[str, int, tuple[str, str]]], list[str]]:
         settled: list[tuple[str, int, tuple[str, str]]] = []
         unknown: list[str] = []
@@ -209,6 +209,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         except GatewayError as err:
             await context.abort_with_status(to_grpc_status(err))
             raise
+
+
+def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: object) -> None:
+    """Hand ``item`` from a broker thread to the event loop's queue."""
+    loop.call_soon_threadsafe(queue.put_nowait, item)
 
 
 class _Undecodable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from collections.abc import Callable
@@ -101,10 +102,8 @@ async def _watch_health(
         ok = worker.ready.is_set() and await asyncio.to_thread(_database_ok, gateway)
         for service in ("", EXCHANGE):
             await health.set(service, serving if ok else not_serving)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
-        except TimeoutError:
-            pass
 
 
 async def serve(
@@ -148,10 +147,8 @@ async def serve(
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
     log.info(
         "gateway.serving",

@@ -53,8 +53,11 @@ def _token(running: Running, agency: str = "judicial", **kwargs: object) -> list
     return [("authorization", f"Bearer {token}")]
 
 
-def _submit(stub: exchange_pb2_grpc.ExchangeStub, envelope: envelope_pb2.Envelope,
-            metadata: list[tuple[str, str]] | None) -> grpc.RpcError:
+def _submit(
+    stub: exchange_pb2_grpc.ExchangeStub,
+    envelope: envelope_pb2.Envelope,
+    metadata: list[tuple[str, str]] | None,
+) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
         stub.Submit(exchange_pb2.SubmitRequest(envelope=envelope), metadata=metadata, timeout=10)
     return caught.value
@@ -75,22 +78,25 @@ def _details(err: grpc.RpcError) -> tuple[grpc.StatusCode, str, list[str]]:
 
 def _last_rejection(store: Store) -> dict[str, object]:
     with store.transaction() as session:
-        entry = session.scalars(select(AuditEntry).where(AuditEntry.event == "rejected")
-                                .order_by(AuditEntry.idx.desc())).first()
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.event == "rejected").order_by(AuditEntry.idx.desc())
+        ).first()
     assert entry is not None
     return json.loads(entry.entry)
 
 
-def _envelope(running: Running, agency: str = "judicial", **overrides: object
-              ) -> envelope_pb2.Envelope:
+def _envelope(
+    running: Running, agency: str = "judicial", **overrides: object
+) -> envelope_pb2.Envelope:
     envelope = build_envelope(agency, running.keys[agency], kinds.ROSTER_CHANGE, enrolment())
     for name, value in overrides.items():
         setattr(envelope, name, value)
     return envelope
 
 
-def _expect(err: grpc.RpcError, store: Store, code: grpc.StatusCode, reason: str,
-            field: str | None = None) -> None:
+def _expect(
+    err: grpc.RpcError, store: Store, code: grpc.StatusCode, reason: str, field: str | None = None
+) -> None:
     got_code, got_reason, fields = _details(err)
     assert (got_code, got_reason) == (code, reason)
     if field:
@@ -141,9 +147,14 @@ def test_token_issuer_differs_from_sender(running: Running, stub, store) -> None
 
 def test_bad_message_signature(running: Running, stub, store) -> None:
     envelope = _envelope(running)
-    forged = sign_message(generate_private_key(), kid_for(public_raw(running.keys["judicial"])),
-                          mid=envelope.mid, kind=envelope.kind, iss="judicial",
-                          payload=envelope.payload)
+    forged = sign_message(
+        generate_private_key(),
+        kid_for(public_raw(running.keys["judicial"])),
+        mid=envelope.mid,
+        kind=envelope.kind,
+        iss="judicial",
+        payload=envelope.payload,
+    )
     envelope.signature = forged
     err = _submit(stub, envelope, _token(running))
     _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_SIGNATURE")
@@ -160,8 +171,11 @@ def test_mid_reused_with_another_payload(running: Running, stub, store) -> None:
     judicial = running.client("judicial")
     mid = str(uuid.uuid4())
     first = judicial.submit(kinds.ROSTER_CHANGE, enrolment(), mid=mid)
-    err = _submit(stub, build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE,
-                                       enrolment(), mid), _token(running))
+    err = _submit(
+        stub,
+        build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, enrolment(), mid),
+        _token(running),
+    )
     _expect(err, store, grpc.StatusCode.ALREADY_EXISTS, "MID_REUSED", "envelope.mid")
     assert judicial.status(mid).mid == first.mid
     judicial.close()
@@ -183,21 +197,37 @@ def test_unparseable_payload(running: Running, stub, store) -> None:
     payload = b"\xff\xff\xff\xff"
     mid = str(uuid.uuid4())
     key = running.keys["judicial"]
-    signature = sign_message(key, kid_for(public_raw(key)), mid=mid, kind=kinds.ROSTER_CHANGE,
-                             iss="judicial", payload=payload)
-    envelope = envelope_pb2.Envelope(mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial",
-                                     payload=payload, signature=signature)
+    signature = sign_message(
+        key,
+        kid_for(public_raw(key)),
+        mid=mid,
+        kind=kinds.ROSTER_CHANGE,
+        iss="judicial",
+        payload=payload,
+    )
+    envelope = envelope_pb2.Envelope(
+        mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial", payload=payload, signature=signature
+    )
     err = _submit(stub, envelope, _token(running))
     _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "UNPARSEABLE_PAYLOAD", "envelope.payload")
 
 
-@pytest.mark.parametrize(("mutate", "field"), [
-    (lambda c: setattr(c.subject, "resident_id", c.subject.resident_id[:17] +
-                       ("0" if c.subject.resident_id[17] != "0" else "1")),
-     "payload.subject.resident_id"),
-    (lambda c: setattr(c, "unit_code", "999999"), "payload.unit_code"),
-    (lambda c: setattr(c, "term_end_date", "2000-01-01"), "payload.term_end_date"),
-], ids=["bad-id-check-character", "unknown-unit", "end-before-start"])
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (
+            lambda c: setattr(
+                c.subject,
+                "resident_id",
+                c.subject.resident_id[:17] + ("0" if c.subject.resident_id[17] != "0" else "1"),
+            ),
+            "payload.subject.resident_id",
+        ),
+        (lambda c: setattr(c, "unit_code", "999999"), "payload.unit_code"),
+        (lambda c: setattr(c, "term_end_date", "2000-01-01"), "payload.term_end_date"),
+    ],
+    ids=["bad-id-check-character", "unknown-unit", "end-before-start"],
+)
 def test_payload_failing_validation(running: Running, stub, store, mutate, field) -> None:
     change = enrolment()
     mutate(change)
@@ -219,10 +249,18 @@ def test_iat_too_far_off(running: Running, stub, store, offset: int) -> None:
     key = running.keys["judicial"]
     payload = kinds.encode(enrolment())
     mid = str(uuid.uuid4())
-    signature = sign_message(key, kid_for(public_raw(key)), mid=mid, kind=kinds.ROSTER_CHANGE,
-                             iss="judicial", payload=payload, iat=int(time.time()) + offset)
-    envelope = envelope_pb2.Envelope(mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial",
-                                     payload=payload, signature=signature)
+    signature = sign_message(
+        key,
+        kid_for(public_raw(key)),
+        mid=mid,
+        kind=kinds.ROSTER_CHANGE,
+        iss="judicial",
+        payload=payload,
+        iat=int(time.time()) + offset,
+    )
+    envelope = envelope_pb2.Envelope(
+        mid=mid, kind=kinds.ROSTER_CHANGE, sender="judicial", payload=payload, signature=signature
+    )
     err = _submit(stub, envelope, _token(running))
     _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "IAT_OUT_OF_RANGE")
 
@@ -247,8 +285,9 @@ def test_nothing_accepted_is_lost_among_bad_input(running: Running, stub) -> Non
     police.close()
 
 
-def test_nul_bytes_in_envelope_fields_are_refused_and_audited(running: Running, stub,
-                                                              store) -> None:
+def test_nul_bytes_in_envelope_fields_are_refused_and_audited(
+    running: Running, stub, store
+) -> None:
     err = _submit(stub, _envelope(running, mid="\x00" * 8, kind="roster\x00"), _token(running))
     _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_MID", "envelope.mid")
     assert _last_rejection(store)["mid"] == ""

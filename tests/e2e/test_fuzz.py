@@ -24,8 +24,9 @@ DOCUMENTED = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.ALREADY_EXISTS,
 }
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,13 @@ def channel(running: Running) -> Iterator[grpc.Channel]:
 @pytest.fixture(scope="module")
 def metadata(running: Running) -> list[tuple[str, str]]:
     key = running.keys["judicial"]
-    token = issue_token(key, kid_for(public_raw(key)), issuer="judicial",
-                        audience=running.settings.gateway_id, ttl_seconds=600)
+    token = issue_token(
+        key,
+        kid_for(public_raw(key)),
+        issuer="judicial",
+        audience=running.settings.gateway_id,
+        ttl_seconds=600,
+    )
     return [("authorization", f"Bearer {token}")]
 
 
@@ -52,8 +58,9 @@ def _code(call: object) -> grpc.StatusCode:
 
 @FUZZ
 @given(data=st.binary(max_size=2048))
-def test_random_request_bytes(channel: grpc.Channel, metadata: list[tuple[str, str]],
-                              data: bytes) -> None:
+def test_random_request_bytes(
+    channel: grpc.Channel, metadata: list[tuple[str, str]], data: bytes
+) -> None:
     raw = channel.unary_unary("/silian.v1.Exchange/Submit")
     assert _code(lambda: raw(data, metadata=metadata, timeout=10)) in DOCUMENTED
 
@@ -69,11 +76,15 @@ def _mutations() -> st.SearchStrategy[tuple[str, object]]:
 
 @FUZZ
 @given(mutations=st.lists(_mutations(), min_size=1, max_size=3))
-def test_mutated_valid_envelopes(running: Running, channel: grpc.Channel,
-                                 metadata: list[tuple[str, str]],
-                                 mutations: list[tuple[str, object]]) -> None:
-    envelope = build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE,
-                              enrolment())
+def test_mutated_valid_envelopes(
+    running: Running,
+    channel: grpc.Channel,
+    metadata: list[tuple[str, str]],
+    mutations: list[tuple[str, object]],
+) -> None:
+    envelope = build_envelope(
+        "judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, enrolment()
+    )
     for name, value in mutations:
         if name == "flip" and envelope.payload:
             data = bytearray(envelope.payload)
