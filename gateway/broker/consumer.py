@@ -1,0 +1,294 @@
+"""Inbox consumption for ``Exchange/Receive`` and dead-letter handling (DESIGN §3 step 5).
+
+An ``InboxConsumer`` owns one thread and one connection (pika is not
+thread-safe); other threads reach it only through ``ack``, ``reject`` and
+``stop``, which hand the work to the consumer thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+import pika.spec
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+
+from gateway.broker.topology import Names, blocking_channel, broker_error, connection_parameters
+from gateway.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+
+DELIVERY_COUNT_HEADER = "x-delivery-count"
+STOP_TIMEOUT_SECONDS = 10.0
+
+OnMessage = Callable[["InboxMessage"], None]
+OnClosed = Callable[[Exception | None], None]
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """One message taken from an agency's inbox (or peeked in its dead-letter queue).
+
+    ``delivery_tag`` is valid only on the consumer that delivered it.
+    ``delivery_count`` counts earlier deliveries that were not acknowledged
+    (the quorum queue's ``x-delivery-count``; 0 on the first delivery).
+    """
+
+    delivery_tag: int
+    mid: str
+    kind: str
+    body: bytes
+    redelivered: bool
+    delivery_count: int
+
+
+class InboxConsumer:
+    """Consumes one agency's inbox on its own thread; start it once.
+
+    Messages stay unacknowledged until ``ack``; at most ``prefetch`` are
+    outstanding. Whatever is unacknowledged when the consumer stops or its
+    connection drops goes back to the queue and is delivered again with
+    ``redelivered=True`` and a higher ``delivery_count``.
+    """
+
+    def __init__(self, url: str, names: Names, agency: str, *, prefetch: int = 100) -> None:
+        self._parameters = connection_parameters(url)
+        self._queue = names.inbox(agency)
+        self._prefetch = prefetch
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connection: Any = None
+        self._channel: Any = None
+        self._start_error: Exception | None = None
+        self._unacked: set[int] = set()
+
+    @property
+    def is_running(self) -> bool:
+        """True from a successful ``start`` until ``stop`` or the connection ends."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stopping.is_set()
+
+    def start(self, on_message: OnMessage, on_closed: OnClosed) -> None:
+        """Connect and start consuming on a new thread; return once consuming.
+
+        ``on_message`` is called on the consumer thread for each delivery, in
+        order. ``on_closed`` is called once, on the consumer thread, when
+        consuming ends: with ``None`` after ``stop``, with ``Unavailable`` when
+        the broker closed the connection or cancelled the consumer, or with the
+        exception ``on_message`` raised. Raises ``Unavailable`` (``NotFound`` if
+        the inbox does not exist) when consuming could not begin; ``on_closed``
+        is then never called.
+        """
+        if self._thread is not None:
+            raise RuntimeError("an InboxConsumer can be started only once")
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(on_message, on_closed, ready), name=self._queue, daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def ack(self, delivery_tags: Sequence[int]) -> None:
+        """Acknowledge deliveries; thread-safe, sent by the consumer thread.
+
+        Tags this consumer does not hold unacknowledged (already settled, or
+        from another consumer) are skipped: acknowledging them would close the
+        channel. After the consumer ended, acks are dropped (the messages come
+        back redelivered).
+        """
+        self._call(functools.partial(self._ack_now, frozenset(delivery_tags)))
+
+    def reject(self, delivery_tag: int, requeue: bool) -> None:
+        """Reject one delivery; thread-safe. Without ``requeue`` it is dead-lettered."""
+        self._call(functools.partial(self._reject_now, delivery_tag, requeue))
+
+    def stop(self) -> None:
+        """Stop consuming and close the connection; idempotent.
+
+        Waits for the consumer thread to end (unless called from it).
+        Unacknowledged messages return to the queue.
+        """
+        thread = self._thread
+        if thread is None or self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._connection is not None and self._connection.is_open:
+            self._call(self._halt)
+        if thread is not threading.current_thread():
+            thread.join(STOP_TIMEOUT_SECONDS)
+            if thread.is_alive():
+                log.warning("inbox.stop_timed_out", queue=self._queue)
+
+    def _run(self, on_message: OnMessage, on_closed: OnClosed, ready: threading.Event) -> None:
+        try:
+            self._open(on_message)
+        except pika.exceptions.AMQPError as error:
+            self._start_error = broker_error(error)
+            return
+        except Exception as error:  # start() raises it in the caller's thread
+            self._start_error = error
+            return
+        finally:
+            ready.set()
+        log.info("inbox.consuming", queue=self._queue)
+        outcome = self._consume()
+        log.info("inbox.closed", queue=self._queue, error=repr(outcome) if outcome else None)
+        on_closed(outcome)
+
+    def _open(self, on_message: OnMessage) -> None:
+        self._connection = pika.BlockingConnection(self._parameters)
+        try:
+            self._channel = self._connection.channel()
+            self._channel.basic_qos(prefetch_count=self._prefetch)
+            self._channel.basic_consume(self._queue, functools.partial(self._deliver, on_message))
+        except pika.exceptions.AMQPError:
+            self._close_connection()
+            raise
+
+    def _consume(self) -> Exception | None:
+        """Consume until stopped; return why consuming ended (``None``: stopped)."""
+        try:
+            self._channel.start_consuming()
+        except pika.exceptions.AMQPError as error:
+            return broker_error(error)
+        except Exception as error:  # on_message failed: report it, not die silently
+            return error
+        finally:
+            self._close_connection()
+        if self._stopping.is_set():
+            return None
+        return Unavailable(reason="BROKER_UNAVAILABLE", message="RabbitMQ cancelled the consumer")
+
+    def _close_connection(self) -> None:
+        if self._connection.is_open:
+            try:
+                self._connection.close()
+            except pika.exceptions.AMQPError as error:
+                log.warning("inbox.close_failed", queue=self._queue, error=repr(error))
+
+    def _deliver(
+        self,
+        on_message: OnMessage,
+        _channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        self._unacked.add(method.delivery_tag)
+        on_message(_inbox_message(method, properties, body))
+
+    def _call(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the consumer thread; drop it if that thread has no connection."""
+        if self._connection is None:
+            log.warning("inbox.not_started", queue=self._queue, dropped=repr(work))
+            return
+        try:
+            self._connection.add_callback_threadsafe(work)
+        except pika.exceptions.ConnectionWrongStateError:
+            log.warning("inbox.not_consuming", queue=self._queue, dropped=repr(work))
+
+    def _ack_now(self, tags: frozenset[int]) -> None:
+        for tag, multiple in ack_frames(self._unacked, tags):
+            self._channel.basic_ack(tag, multiple=multiple)
+        self._unacked -= tags
+
+    def _reject_now(self, tag: int, requeue: bool) -> None:
+        if tag in self._unacked:
+            self._channel.basic_reject(tag, requeue=requeue)
+            self._unacked.discard(tag)
+
+    def _halt(self) -> None:
+        if self._channel.is_open:
+            self._channel.stop_consuming()
+
+
+def ack_frames(outstanding: Iterable[int], acking: frozenset[int]) -> list[tuple[int, bool]]:
+    """The fewest ``basic.ack`` frames that acknowledge ``acking`` and nothing else.
+
+    The oldest outstanding tags, if all are being acked, go in one ``multiple``
+    ack; the rest one by one. Tags not outstanding are left out.
+    """
+    ordered = sorted(outstanding)
+    run = 0
+    while run < len(ordered) and ordered[run] in acking:
+        run += 1
+    frames = [(ordered[run - 1], True)] if run else []
+    frames += [(tag, False) for tag in ordered[run:] if tag in acking]
+    return frames
+
+
+def _inbox_message(
+    method: pika.spec.Basic.Deliver | pika.spec.Basic.GetOk,
+    properties: pika.spec.BasicProperties,
+    body: bytes,
+) -> InboxMessage:
+    """The ``InboxMessage`` of one AMQP delivery."""
+    headers = properties.headers or {}
+    return InboxMessage(
+        delivery_tag=method.delivery_tag,
+        mid=properties.message_id or "",
+        kind=properties.type or "",
+        body=body,
+        redelivered=bool(method.redelivered),
+        delivery_count=int(headers.get(DELIVERY_COUNT_HEADER, 0)),
+    )
+
+
+def dead_letters(url: str, names: Names, agency: str, limit: int) -> list[InboxMessage]:
+    """Up to ``limit`` messages of the agency's dead-letter queue, oldest first, left in place.
+
+    They are taken and put back unacknowledged, which raises their
+    ``delivery_count`` in the dead-letter queue (it has no delivery limit).
+    """
+    with blocking_channel(url) as channel:
+        peeked = []
+        for _ in range(limit):
+            method, properties, body = channel.basic_get(names.dlq(agency))
+            if method is None:
+                break
+            peeked.append(_inbox_message(method, properties, body))
+        if peeked:
+            channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
+        return peeked
+
+
+def replay_dead_letters(url: str, names: Names, agency: str, limit: int) -> int:
+    """Move up to ``limit`` dead letters back into the agency's inbox; return how many moved.
+
+    Each is published to the inbox (confirmed, mandatory) before it is removed
+    from the dead-letter queue, so a failure midway loses nothing; the moved
+    ones are acknowledged in one frame. The message keeps its properties and
+    ``x-death`` history and starts a fresh delivery count. One round trip per
+    message (get, confirm): an operator's action, not a hot path.
+    """
+    with blocking_channel(url) as channel:
+        channel.confirm_delivery()
+        moved_tag: int | None = None
+        moved = 0
+        try:
+            for _ in range(limit):
+                method, properties, body = channel.basic_get(names.dlq(agency))
+                if method is None:
+                    break
+                properties.headers = _without_delivery_count(properties.headers)
+                channel.basic_publish(
+                    names.inbox_exchange, agency, body, properties=properties, mandatory=True
+                )
+                moved_tag, moved = method.delivery_tag, moved + 1
+        finally:
+            if moved_tag is not None:
+                channel.basic_ack(moved_tag, multiple=True)
+        log.info("inbox.dead_letters_replayed", agency=agency, count=moved)
+        return moved
+
+
+def _without_delivery_count(headers: dict[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (headers or {}).items() if key != DELIVERY_COUNT_HEADER}
