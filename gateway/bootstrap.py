@@ -91,7 +91,7 @@ def build(settings: Settings) -> Gateway:
         on_accept=wake.set,
     )
     names = Names(settings.broker_prefix)
-    relay = OutboxRelay(settings.amqp_url, names, store, wake=wake)
+    relay = OutboxRelay(settings.amqp_url, names, store, batch=2000, wake=wake)
     return Gateway(settings, store, policy, names, service, relay, wake)
 
 

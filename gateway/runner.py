@@ -24,8 +24,12 @@ class BackgroundGateway:
     Entering returns once health says SERVING (database and broker ready).
     """
 
-    def __init__(self, settings: Settings, ready_timeout: float = 30.0,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ready_timeout: float = 30.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         if settings.listen.endswith(":7443"):
             settings = replace(settings, listen="127.0.0.1:0")
         self.settings = settings
@@ -66,8 +70,11 @@ class BackgroundGateway:
 
     def wait_serving(self, timeout: float) -> None:
         """Block until the health service reports SERVING."""
-        channel = (grpc.secure_channel(self.target, self.credentials) if self.credentials
-                   else grpc.insecure_channel(self.target))
+        channel = (
+            grpc.secure_channel(self.target, self.credentials)
+            if self.credentials
+            else grpc.insecure_channel(self.target)
+        )
         with channel:
             stub = health_pb2_grpc.HealthStub(channel)
             for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):

@@ -113,12 +113,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         inbox: asyncio.Queue[InboxMessage | _Closed] = asyncio.Queue()
         prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
         consumer = InboxConsumer(self._amqp_url, self._names, caller, prefetch=prefetch)
+        try:
+            await loop.run_in_executor(
+                None,
+                lambda: consumer.start(
+                    on_message=lambda m: _post(loop, inbox, m),
+                    on_closed=lambda e: _post(loop, inbox, _Closed(e)),
+                ),
+            )
+        except GatewayError as err:
+            await context.abort_with_status(to_grpc_status(err))
         session = _ReceiveSession(uuid.uuid4().hex[:16], caller, consumer)
         self._sessions[session.id] = session
-        consumer.start(
-            on_message=lambda m: _post(loop, inbox, m),
-            on_closed=lambda e: _post(loop, inbox, _Closed(e)),
-        )
         log.info("receive.opened", agency=caller, session=session.id, prefetch=prefetch)
         try:
             while True:

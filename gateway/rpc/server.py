@@ -81,7 +81,13 @@ class _BrokerWorker:
             return
         self.ready.set()
         log.info("relay.started")
-        self._gateway.relay.run(self.stop)
+        while not self.stop.is_set():
+            try:
+                self._gateway.relay.run(self.stop)
+            except Exception:  # a bug must not silently end publishing
+                log.exception("relay.crashed")
+                self._gateway.relay.healthy = False
+                self.stop.wait(1.0)
 
 
 def _database_ok(gateway: Gateway) -> bool:
@@ -99,7 +105,11 @@ async def _watch_health(
     serving = health_pb2.HealthCheckResponse.SERVING
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
     while not stopping.is_set():
-        ok = worker.ready.is_set() and await asyncio.to_thread(_database_ok, gateway)
+        ok = (
+            worker.ready.is_set()
+            and gateway.relay.healthy
+            and await asyncio.to_thread(_database_ok, gateway)
+        )
         for service in ("", EXCHANGE):
             await health.set(service, serving if ok else not_serving)
         with contextlib.suppress(TimeoutError):

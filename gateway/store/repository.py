@@ -9,19 +9,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
 from gateway.broker.relay import OutboxItem
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, Unavailable
 from gateway.security.keys import KeyRecord
 from gateway.store.models import Agency, AgencyKey, OutboxRow, StoredMessage, SubjectPseudonym
 
-
 #: Makes the serialized, signed receipt once the acceptance's audit index is known.
 ReceiptSigner = Callable[[int], bytes]
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        raise Unavailable("DATABASE_UNAVAILABLE", f"database unavailable: {exc.orig}") from None
 
 
 def _now() -> datetime:
@@ -252,8 +259,11 @@ class Store:
     # --- outbox (the relay's source) -----------------------------------------
 
     def pending(self, limit: int) -> list[OutboxItem]:
-        """OutboxSource: unpublished, routable rows, oldest first."""
-        with self.transaction() as session:
+        """OutboxSource: unpublished, routable rows, oldest first.
+
+        Like every OutboxSource method it raises Unavailable when the database
+        is down, so the relay backs off and retries instead of dying."""
+        with _database_errors(), self.transaction() as session:
             rows = session.scalars(
                 select(OutboxRow)
                 .where(OutboxRow.published_at.is_(None), OutboxRow.unroutable_at.is_(None))
@@ -282,7 +292,7 @@ class Store:
     def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> None:
         if not ids:
             return
-        with self.transaction() as session:
+        with _database_errors(), self.transaction() as session:
             rows = list(
                 session.scalars(
                     select(OutboxRow).where(OutboxRow.id.in_(ids)).order_by(OutboxRow.id)

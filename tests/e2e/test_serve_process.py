@@ -31,7 +31,8 @@ def _wait_serving(target: str, timeout: float) -> None:
     with grpc.insecure_channel(target) as channel:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         for response in health_pb2_grpc.HealthStub(channel).Watch(
-                health_pb2.HealthCheckRequest(), timeout=timeout):
+            health_pb2.HealthCheckRequest(), timeout=timeout
+        ):
             if response.status == health_pb2.HealthCheckResponse.SERVING:
                 return
 
@@ -41,12 +42,20 @@ def test_serve_delivers_and_stops_cleanly_on_sigterm(settings: Settings) -> None
     keys = ensure_principals(settings, store, bootstrap.load_policy(settings))
     store.engine.dispose()
     target = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "SILIAN_DATABASE_URL": settings.database_url,
-           "SILIAN_BROKER_PREFIX": settings.broker_prefix, "SILIAN_AMQP_URL": settings.amqp_url}
+    env = {
+        **os.environ,
+        "SILIAN_DATABASE_URL": settings.database_url,
+        "SILIAN_BROKER_PREFIX": settings.broker_prefix,
+        "SILIAN_AMQP_URL": settings.amqp_url,
+    }
     silian = Path(sys.executable).with_name("silian")
     process = subprocess.Popen(
         [str(silian), "--data-dir", str(settings.data_dir), "serve", "--listen", target],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_serving(target, timeout=60)
         judicial = AgencyClient.connect(target, agency="judicial", key=keys["judicial"])
@@ -64,7 +73,10 @@ def test_serve_delivers_and_stops_cleanly_on_sigterm(settings: Settings) -> None
     assert process.returncode == 0, stderr[-2000:]
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events.index("gateway.stopping") < events.index("gateway.stopped")
-    accepted = [json.loads(line) for line in stderr.splitlines()
-                if line.startswith("{") and '"message.accepted"' in line]
+    accepted = [
+        json.loads(line)
+        for line in stderr.splitlines()
+        if line.startswith("{") and '"message.accepted"' in line
+    ]
     assert accepted[0]["mid"] == receipt.mid and accepted[0]["agency"] == "judicial"
     assert accepted[0]["kind"] == kinds.ROSTER_CHANGE

@@ -34,34 +34,53 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _issue(subject: str, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name,
-           server: bool) -> tuple[bytes, bytes]:
+def _issue(
+    subject: str, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, server: bool
+) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(ca_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1)))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
     cert = builder.sign(ca_key, hashes.SHA256())
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    ca_cert = (x509.CertificateBuilder().subject_name(_name("test CA")).issuer_name(_name("test CA"))
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("test CA"))
+        .issuer_name(_name("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     certs = {"server": _issue("localhost", ca_key, ca_cert.subject, server=True)}
     for agency in ("judicial", "police"):
         certs[agency] = _issue(agency, ca_key, ca_cert.subject, server=False)
@@ -72,19 +91,25 @@ def _credentials(pki: Pki, agency: str | None) -> grpc.ChannelCredentials:
     if agency is None:
         return grpc.ssl_channel_credentials(root_certificates=pki.ca)
     cert, key = pki.certs[agency]
-    return grpc.ssl_channel_credentials(root_certificates=pki.ca, private_key=key,
-                                        certificate_chain=cert)
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.ca, private_key=key, certificate_chain=cert
+    )
 
 
 @pytest.fixture(scope="module")
-def mtls(settings: Settings, pki: Pki, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[tuple[BackgroundGateway, dict]]:
+def mtls(
+    settings: Settings, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[BackgroundGateway, dict]]:
     folder: Path = tmp_path_factory.mktemp("pki")
     (folder / "server.pem").write_bytes(pki.certs["server"][0])
     (folder / "server.key").write_bytes(pki.certs["server"][1])
     (folder / "ca.pem").write_bytes(pki.ca)
-    tls = replace(settings, tls_cert=str(folder / "server.pem"),
-                  tls_key=str(folder / "server.key"), client_ca=str(folder / "ca.pem"))
+    tls = replace(
+        settings,
+        tls_cert=str(folder / "server.pem"),
+        tls_key=str(folder / "server.key"),
+        client_ca=str(folder / "ca.pem"),
+    )
     store = bootstrap.open_store(tls)
     keys = ensure_principals(tls, store, bootstrap.load_policy(tls))
     store.engine.dispose()
@@ -92,12 +117,17 @@ def mtls(settings: Settings, pki: Pki, tmp_path_factory: pytest.TempPathFactory
         yield running, keys
 
 
-def _client(mtls: tuple[BackgroundGateway, dict], pki: Pki, cert_agency: str | None,
-            token_agency: str) -> AgencyClient:
+def _client(
+    mtls: tuple[BackgroundGateway, dict], pki: Pki, cert_agency: str | None, token_agency: str
+) -> AgencyClient:
     running, keys = mtls
-    return AgencyClient.connect(running.target, agency=token_agency, key=keys[token_agency],
-                                gateway_id=running.settings.gateway_id,
-                                credentials=_credentials(pki, cert_agency))
+    return AgencyClient.connect(
+        running.target,
+        agency=token_agency,
+        key=keys[token_agency],
+        gateway_id=running.settings.gateway_id,
+        credentials=_credentials(pki, cert_agency),
+    )
 
 
 def test_matching_certificate_and_token_are_accepted(mtls, pki: Pki) -> None:
