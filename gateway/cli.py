@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -25,7 +26,8 @@ from gateway.provision import load_agency_key, write_new_key
 from gateway.security import keys as keyring
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
+# Tables stay readable when the output is a pipe or a CI log (80 columns otherwise).
+console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 ROLES = ("agency", "auditor")
@@ -372,10 +374,13 @@ def receive(
 
 
 @main.command()
+@click.option("--verbose", is_flag=True, help="Show the gateway's log lines too.")
 @friendly_errors
-def demo() -> None:
+def demo(verbose: bool) -> None:
     """Start the gateway (SQLite, local RabbitMQ), register the five principals with
     fresh keys and show messages going judicial → police/procuratorate and back."""
     from gateway.demo import run_demo
 
+    if not verbose:
+        logs.configure(_settings().log_format, level=logging.WARNING)
     sys.exit(run_demo(_settings(), console))

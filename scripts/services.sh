@@ -40,5 +40,9 @@ ensure_venv() {  # create .venv and install the project with its dev tools
   if [ ! -x "$root/.venv/bin/python" ]; then
     python3 -m venv "$root/.venv"
   fi
-  "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[dev]"
+  # This machine's pip config names local mirrors that may be absent; their
+  # warnings are noise, every other line is shown.
+  "$root/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[dev]" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
+  return "${PIPESTATUS[0]}"
 }
