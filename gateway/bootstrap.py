@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,17 @@ def gateway_signer(settings: Settings) -> GatewaySigner:
     return GatewaySigner.from_key(settings.gateway_id, key)
 
 
+def subject_keys(settings: Settings) -> Callable[[str], str]:
+    """The subject key of a resident ID: HMAC-SHA256 under the gateway's own
+    subject-index secret, so the index names nobody to a reader of the database."""
+    secret = load_or_create_secret(settings.keys_dir / "subject-index.key")
+
+    def key_for(resident_id: str) -> str:
+        return hmac.new(secret, resident_id.upper().encode(), hashlib.sha256).hexdigest()
+
+    return key_for
+
+
 def pseudonym_keys(settings: Settings) -> Callable[[str], bytes]:
     """Per-recipient pseudonym keys, kept in the data directory, cached."""
     cache: dict[str, bytes] = {}
@@ -87,6 +100,7 @@ def build(settings: Settings) -> Gateway:
         units=load_units(settings),
         signer=gateway_signer(settings),
         pseudonym_key=pseudonym_keys(settings),
+        subject_key=subject_keys(settings),
         settings=settings,
         on_accept=wake.set,
     )

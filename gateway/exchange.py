@@ -88,6 +88,7 @@ class ExchangeService:
         units: Units,
         signer: GatewaySigner,
         pseudonym_key: Callable[[str], bytes],
+        subject_key: Callable[[str], str],
         settings: Settings,
         clock: Callable[[], float] = time.time,
         on_accept: Callable[[], None] = lambda: None,
@@ -97,6 +98,7 @@ class ExchangeService:
         self.units = units
         self.signer = signer
         self.pseudonym_key = pseudonym_key
+        self.subject_key = subject_key
         self.settings = settings
         self.clock = clock
         self.on_accept = on_accept
@@ -209,6 +211,11 @@ class ExchangeService:
                 outbox=routing.outbox,
                 pseudonyms=routing.pseudonyms,
                 referred=routing.referred,
+                subject_keys=[
+                    self.subject_key(subject.resident_id)
+                    for _, subject in validation.subjects(message)
+                    if subject.resident_id
+                ],
             ),
             [accepted, *routing.events],
             receipt_for=lambda index: self._receipt(

@@ -108,6 +108,17 @@ class SubjectPseudonym(Base):
     referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class MessageSubject(Base):
+    """Which messages name which person, by a keyed hash of the resident ID
+    (the subject key), so auditors can list who received a person's data."""
+
+    __tablename__ = "message_subjects"
+
+    subject_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class AuditHead(Base):
     """One row: the size of the audit log. Updating it serializes appenders."""
 

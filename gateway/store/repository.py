@@ -17,7 +17,14 @@ from gateway.audit.log import AuditEvent
 from gateway.broker.relay import OutboxItem
 from gateway.errors import Conflict, NotFound, Unavailable
 from gateway.security.keys import KeyRecord
-from gateway.store.models import Agency, AgencyKey, OutboxRow, StoredMessage, SubjectPseudonym
+from gateway.store.models import (
+    Agency,
+    AgencyKey,
+    MessageSubject,
+    OutboxRow,
+    StoredMessage,
+    SubjectPseudonym,
+)
 
 #: Makes the serialized, signed receipt once the acceptance's audit index is known.
 ReceiptSigner = Callable[[int], bytes]
@@ -62,6 +69,7 @@ class NewMessage:
     outbox: Sequence[NewOutboxRow]
     pseudonyms: Sequence[tuple[str, str, str]]  # (recipient, pseudonym, resident_id)
     referred: Sequence[tuple[str, str]]  # (recipient, pseudonym)
+    subject_keys: Sequence[str] = ()  # keyed hashes of the people the message names
 
 
 class Store:
@@ -223,6 +231,10 @@ class Store:
                 for row in message.outbox
             )
             self._remember_pseudonyms(session, message)
+            session.add_all(
+                MessageSubject(subject_key=key, sender=message.sender, mid=message.mid)
+                for key in sorted(set(message.subject_keys))
+            )
             return stored
 
     @staticmethod
@@ -250,6 +262,23 @@ class Store:
         with self.transaction() as session:
             row = session.get(SubjectPseudonym, (recipient, pseudonym))
             return row is not None and row.referred_at is not None
+
+    def messages_about(self, subject_key: str) -> list[tuple[str, str]]:
+        """(sender, mid) of every accepted message naming the subject."""
+        with self.transaction() as session:
+            rows = session.execute(
+                select(MessageSubject.sender, MessageSubject.mid)
+                .where(MessageSubject.subject_key == subject_key)
+                .order_by(MessageSubject.sender, MessageSubject.mid)
+            )
+            return [(sender, mid) for sender, mid in rows]
+
+    def resident_id_of_pseudonym(self, pseudonym: str) -> str | None:
+        """The resident ID behind a pseudonym issued to any recipient."""
+        with self.transaction() as session:
+            return session.scalars(
+                select(SubjectPseudonym.resident_id).where(SubjectPseudonym.pseudonym == pseudonym)
+            ).first()
 
     def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
         with self.transaction() as session:

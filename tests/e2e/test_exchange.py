@@ -118,3 +118,15 @@ def test_health_is_serving_and_reflection_lists_exchange(running: Running) -> No
         )
         services = {s.name for r in responses for s in r.list_services_response.service}
     assert "silian.v1.Exchange" in services
+
+
+def test_messages_naming_a_person_are_indexed_by_a_keyed_hash(running: Running,
+                                                              client: Clients) -> None:
+    person = resident_id()
+    receipt = client("judicial").submit(kinds.ROSTER_CHANGE, enrolment(person))
+    store = bootstrap.open_store(running.settings)
+    key = bootstrap.subject_keys(running.settings)(person)
+    assert store.messages_about(key) == [("judicial", receipt.mid)]
+    assert person not in key
+    store.engine.dispose()
+    receive_mids(client("police"), [receipt.mid])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 15:23:35.640000
+Create Date: 2026-11-27 15:42:10.634842
 
 """
 
@@ -52,6 +52,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "message_subjects",
+        sa.Column("subject_key", sa.String(length=64), nullable=False),
+        sa.Column("sender", sa.String(length=64), nullable=False),
+        sa.Column("mid", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("subject_key", "sender", "mid"),
     )
     op.create_table(
         "messages",
@@ -142,6 +149,7 @@ def downgrade() -> None:
 
     op.drop_table("outbox")
     op.drop_table("messages")
+    op.drop_table("message_subjects")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_mid")
