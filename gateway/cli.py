@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import kinds, logs
+from gateway.audit.cli import audit as audit_commands
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
 from gateway.provision import load_agency_key, write_new_key
@@ -99,6 +100,9 @@ def _settings() -> Settings:
     settings = click.get_current_context().obj
     assert isinstance(settings, Settings)
     return settings
+
+
+main.add_command(audit_commands)
 
 
 # --- serve and db -------------------------------------------------------------
@@ -265,6 +269,68 @@ def keys_gateway() -> None:
     from gateway import bootstrap
 
     click.echo(json.dumps(bootstrap.gateway_signer(_settings()).jwks(), indent=2))
+
+
+# --- dead letters ------------------------------------------------------------------
+
+
+@main.group()
+def dlq() -> None:
+    """Deliveries a recipient gave back more often than the delivery limit
+    (the dead-letter queue of each inbox)."""
+
+
+def _recipients(agency: str | None) -> list[str]:
+    from gateway import bootstrap
+
+    known = bootstrap.recipients(bootstrap.load_policy(_settings()))
+    if agency is None:
+        return known
+    if agency not in known:
+        raise ValueError(f"{agency!r} has no inbox; recipients are: {', '.join(known)}")
+    return [agency]
+
+
+@dlq.command("list")
+@click.option("--agency", help="Only this recipient's dead letters (default: all).")
+@click.option("--limit", type=int, default=100, show_default=True, help="Most shown per agency.")
+@friendly_errors
+def dlq_list(agency: str | None, limit: int) -> None:
+    """Show dead letters (left in place): recipient, message id, kind, sender, deaths."""
+    from gateway.broker import consumer, topology
+    from gateway.rpc.silian.v1 import envelope_pb2
+
+    settings = _settings()
+    names = topology.Names(settings.broker_prefix)
+    table = Table("recipient", "mid", "kind", "sender", "accepted", "delivery count")
+    for recipient in _recipients(agency):
+        for letter in consumer.dead_letters(settings.amqp_url, names, recipient, limit):
+            delivery = envelope_pb2.Delivery.FromString(letter.body)
+            table.add_row(
+                recipient,
+                letter.mid,
+                letter.kind,
+                delivery.sender,
+                delivery.accepted_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+                str(letter.delivery_count),
+            )
+    console.print(table)
+
+
+@dlq.command("replay")
+@click.argument("agency")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Most moved.")
+@friendly_errors
+def dlq_replay(agency: str, limit: int) -> None:
+    """Move AGENCY's dead letters back into its inbox, to be delivered again."""
+    from gateway.broker import consumer, topology
+
+    settings = _settings()
+    (recipient,) = _recipients(agency)
+    moved = consumer.replay_dead_letters(
+        settings.amqp_url, topology.Names(settings.broker_prefix), recipient, limit
+    )
+    console.print(f"moved {moved} dead letters back into {recipient}'s inbox")
 
 
 # --- trying an exchange by hand ------------------------------------------------------

@@ -46,6 +46,24 @@ class Settings:
     log_format: str = "json"
     #: Seconds a shutdown waits for in-flight calls.
     shutdown_grace_seconds: float = 10.0
+    #: Most messages stored in one group-commit transaction (1: a commit each).
+    commit_batch: int = 500
+    #: Unconfirmed publishes the relay keeps in flight (1: a blocking confirm each).
+    relay_window: int = 500
+    #: Outbox rows the relay reads per round.
+    relay_batch: int = 2000
+    #: Messages in progress (being checked or awaiting commit) before the gateway
+    #: sheds load with RESOURCE_EXHAUSTED and a retry hint.
+    max_in_progress: int = 5000
+    #: Per-agency limits in messages per second, e.g. "police=1000, ngo=50".
+    rate_limits: str = ""
+    #: Origin line of the audit log's checkpoints, also the name of the audit key
+    #: (no spaces or '+'); default "<gateway_id>/audit".
+    audit_origin: str = ""
+    #: Sign a checkpoint once the audit log has grown by this many entries …
+    checkpoint_every_entries: int = 1000
+    #: … or when it has grown at all and this many seconds passed since the last one.
+    checkpoint_interval_seconds: float = 10.0
 
     @property
     def effective_database_url(self) -> str:
@@ -62,6 +80,10 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def audit_log_origin(self) -> str:
+        return self.audit_origin or f"{self.gateway_id}/audit"
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import bootstrap
+from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway
 from gateway.config import Settings
 from gateway.rpc.server import serve
@@ -22,6 +23,7 @@ class BackgroundGateway:
     The listen port is chosen by the system unless the settings name one;
     ``credentials`` are what a client needs to reach it under TLS.
     Entering returns once health says SERVING (database and broker ready).
+    ``checkpointer`` is the audit checkpointer the server runs (tests wait on it).
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class BackgroundGateway:
         self.ready_timeout = ready_timeout
         self.credentials = credentials
         self.gateway: Gateway = bootstrap.build(settings)
+        self.checkpointer = Checkpointer.for_settings(self.gateway.store, settings)
         self.target = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -53,7 +56,12 @@ class BackgroundGateway:
                 self.target = f"{host}:{port}"
                 self._started.set()
 
-            await serve(self.gateway, on_ready=ready, stopping=self._stopping)
+            await serve(
+                self.gateway,
+                on_ready=ready,
+                stopping=self._stopping,
+                checkpointer=self.checkpointer,
+            )
 
         try:
             asyncio.run(run())

@@ -1,4 +1,4 @@
-"""The grpc.aio server: Exchange, health, reflection, TLS, graceful shutdown."""
+"""The grpc.aio server: Exchange, Audit, health, reflection, TLS, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -18,16 +18,20 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
+from gateway.admission import Admission, parse_rate_limits
+from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway, recipients
 from gateway.broker import topology
 from gateway.config import Settings
+from gateway.rpc import audit_servicer
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
-from gateway.rpc.silian.v1 import exchange_pb2
+from gateway.rpc.silian.v1 import audit_pb2, exchange_pb2
 
 log = structlog.get_logger(__name__)
 
 HEALTH_INTERVAL_SECONDS = 2.0
 EXCHANGE = exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name
+AUDIT = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -121,8 +125,12 @@ async def serve(
     *,
     on_ready: Callable[[int], None] | None = None,
     stopping: asyncio.Event | None = None,
+    checkpointer: Checkpointer | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stopping`` is set), then drain and stop."""
+    """Run until SIGTERM/SIGINT (or ``stopping`` is set), then drain and stop.
+
+    ``checkpointer`` signs audit checkpoints while the server runs (default:
+    one made from the settings)."""
     settings = gateway.settings
     stopping = stopping or asyncio.Event()
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="exchange")
@@ -133,7 +141,17 @@ async def serve(
         ]
     )
     add_to_server(
-        ExchangeServicer(gateway.service, executor, settings.amqp_url, gateway.names), server
+        ExchangeServicer(
+            gateway.service,
+            executor,
+            settings.amqp_url,
+            gateway.names,
+            Admission(settings.max_in_progress, parse_rate_limits(settings.rate_limits)),
+        ),
+        server,
+    )
+    audit_servicer.add_to_server(
+        audit_servicer.AuditServicer.for_gateway(gateway, executor), server
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -141,6 +159,7 @@ async def serve(
         reflection.enable_server_reflection(
             (
                 EXCHANGE,
+                AUDIT,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
@@ -154,6 +173,8 @@ async def serve(
     )
     worker = _BrokerWorker(gateway)
     worker.thread.start()
+    checkpointer = checkpointer or Checkpointer.for_settings(gateway.store, settings)
+    checkpointer.start()
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,6 +197,8 @@ async def serve(
     watcher.cancel()
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
+    await asyncio.to_thread(checkpointer.stop)
     executor.shutdown(wait=True)
+    gateway.service.committer.close()
     gateway.store.engine.dispose()
     log.info("gateway.stopped")

@@ -119,13 +119,29 @@ class MessageSubject(Base):
     mid: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class LinkageState(Base):
+    """Small JSON documents a linkage keeps between messages (a finding's
+    lifecycle, approved leave, last successful check), namespaced by linkage,
+    so a new linkage needs no schema change."""
+
+    __tablename__ = "linkage_state"
+
+    linkage: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class AuditHead(Base):
-    """One row: the size of the audit log. Updating it serializes appenders."""
+    """One row: the size of the audit log and its Merkle frontier (the hashes of
+    the perfect subtrees that decompose it, largest first, concatenated).
+    Updating it serializes appenders."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
 class AuditEntry(Base):
@@ -142,3 +158,32 @@ class AuditEntry(Base):
     kind: Mapped[str] = mapped_column(String(64), default="")
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditNode(Base):
+    """The hash of a perfect subtree of the audit Merkle tree, of leaves
+    [index·2^level, (index+1)·2^level), level ≥ 1 (level 0 is
+    ``AuditEntry.leaf_hash``). Keyed by ``node = level·2^48 + index`` so a proof
+    fetches its O(log n) hashes with one indexed IN. Written with the entries
+    that complete it, never changed."""
+
+    __tablename__ = "audit_nodes"
+
+    node: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+    @staticmethod
+    def key(level: int, index: int) -> int:
+        """The ``node`` of the subtree at (level, index); a leaf's is its index."""
+        return (level << 48) | index
+
+
+class AuditCheckpoint(Base):
+    """A signed checkpoint of the audit log (a C2SP signed note), as published."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text)

@@ -55,7 +55,7 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
     db.upgrade(engine)
-    assert db.current_revision(engine) == "0001"
+    assert db.current_revision(engine) == "0002"
     engine.dispose()
 
 
