@@ -11,6 +11,7 @@ from pathlib import Path
 
 import structlog
 
+from gateway import linkage
 from gateway.broker.relay import OutboxRelay
 from gateway.broker.topology import Names
 from gateway.config import Settings
@@ -102,10 +103,19 @@ def build(settings: Settings) -> Gateway:
         pseudonym_key=pseudonym_keys(settings),
         subject_key=subject_keys(settings),
         settings=settings,
+        linkages=linkage.discover(),
+        commit_batch=settings.commit_batch,
         on_accept=wake.set,
     )
     names = Names(settings.broker_prefix)
-    relay = OutboxRelay(settings.amqp_url, names, store, batch=2000, wake=wake)
+    relay = OutboxRelay(
+        settings.amqp_url,
+        names,
+        store,
+        window=settings.relay_window,
+        batch=settings.relay_batch,
+        wake=wake,
+    )
     return Gateway(settings, store, policy, names, service, relay, wake)
 
 

@@ -121,9 +121,14 @@ class AgencyClient:
             timeout=timeout,
         )
 
-    def acknowledge(self, delivery_ids: Iterable[str]) -> exchange_pb2.AcknowledgeResponse:
+    def acknowledge(
+        self, delivery_ids: Iterable[str], rejected: Iterable[str] = ()
+    ) -> exchange_pb2.AcknowledgeResponse:
+        """Settle deliveries: ``delivery_ids`` processed, ``rejected`` given back."""
         return self.stub.Acknowledge(
-            exchange_pb2.AcknowledgeRequest(delivery_ids=list(delivery_ids)),
+            exchange_pb2.AcknowledgeRequest(
+                delivery_ids=list(delivery_ids), rejected_delivery_ids=list(rejected)
+            ),
             metadata=self.metadata(),
             timeout=30,
         )

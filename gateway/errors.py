@@ -19,6 +19,8 @@ class GatewayError(Exception):
     reason: str
     message: str
     violations: list[FieldViolation] = field(default_factory=list)
+    #: Set once the refusal is in the audit log, so it is recorded once.
+    audited: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -54,3 +56,10 @@ class TooLarge(GatewayError):
 
 class Unavailable(GatewayError):
     """A dependency (database, broker) is down; the caller may retry."""
+
+
+@dataclass
+class Overloaded(GatewayError):
+    """The gateway (or the caller's rate limit) is at capacity; retry later."""
+
+    retry_after_seconds: float = 0.5

@@ -7,19 +7,23 @@ servicer only translates to and from the wire.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import structlog
 from google.protobuf.message import Message
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from gateway import kinds, validation
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
+from gateway.committer import GroupCommitter, Hook, Pending
 from gateway.config import Settings
 from gateway.errors import (
     Conflict,
@@ -32,9 +36,12 @@ from gateway.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway.linkage import Accepted, AlertDraft, LinkageContext, Linkages
 from gateway.policy import Policy, Route
 from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.rpc.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws, pseudonyms, tokens
+from gateway.security.keys import CachedKeys
 from gateway.signer import GatewaySigner
 from gateway.store.models import StoredMessage
 from gateway.store.repository import NewMessage, NewOutboxRow, Store
@@ -44,6 +51,8 @@ from gateway.views import CONDITIONS, apply_view
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
+#: The principal id alerts are sent as (role "gateway" in the policy).
+GATEWAY_PRINCIPAL = "gateway"
 
 
 def sha256_hex(data: bytes) -> str:
@@ -90,8 +99,11 @@ class ExchangeService:
         pseudonym_key: Callable[[str], bytes],
         subject_key: Callable[[str], str],
         settings: Settings,
+        linkages: Linkages | None = None,
         clock: Callable[[], float] = time.time,
         on_accept: Callable[[], None] = lambda: None,
+        key_cache_seconds: float = 2.0,
+        commit_batch: int = 500,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -101,7 +113,11 @@ class ExchangeService:
         self.subject_key = subject_key
         self.settings = settings
         self.clock = clock
-        self.on_accept = on_accept
+        self.linkages = linkages or Linkages()
+        #: Keys are cached briefly: a revocation takes effect within this time.
+        self.keys = CachedKeys(store, key_cache_seconds)
+        self.committer = GroupCommitter(store, max_batch=commit_batch, on_commit=on_accept)
+        self.deliveries = DeliveryRecorder(store, self.committer)
 
     # --- authentication --------------------------------------------------------
 
@@ -115,7 +131,7 @@ class ExchangeService:
         try:
             claims = tokens.verify_token(
                 token,
-                self.store,
+                self.keys,
                 audience=self.settings.gateway_id,
                 leeway_seconds=self.settings.clock_skew_seconds,
                 max_lifetime_seconds=self.settings.max_token_lifetime_seconds,
@@ -146,22 +162,87 @@ class ExchangeService:
 
         Raises a GatewayError (audited) when the message is refused. The same mid
         with the same payload returns the original receipt; with another payload
-        it is refused with Conflict(MID_REUSED).
+        it is refused with Conflict(MID_REUSED). Blocks until the group commit
+        that stores the message is done.
         """
+        prepared = self.prepare(envelope, caller)
+        if isinstance(prepared, envelope_pb2.Receipt):
+            return prepared
         try:
-            return self._submit(envelope, caller)
+            stored = self.commit(prepared).result()
+        except GatewayError as err:
+            raise self.refused(caller, envelope, err) from None
+        return self.finish(prepared, stored, caller)
+
+    def prepare(
+        self, envelope: envelope_pb2.Envelope, caller: str
+    ) -> Pending | envelope_pb2.Receipt:
+        """Check, verify, validate and route ``envelope``: the CPU work before
+        the commit. Returns the original receipt for a known (mid, payload)."""
+        try:
+            return self._prepare(envelope, caller)
         except DBAPIError as exc:
             raise _unavailable(exc) from None
         except GatewayError as err:
-            self._audit_rejection(caller, envelope, err)
-            raise
+            raise self.refused(caller, envelope, err) from None
 
-    def _submit(self, envelope: envelope_pb2.Envelope, caller: str) -> envelope_pb2.Receipt:
+    def commit(self, pending: Pending) -> Future[StoredMessage]:
+        """Queue ``pending`` for the group commit (see GroupCommitter.submit)."""
+        return self.committer.submit(pending)
+
+    def finish(self, pending: Pending, stored: StoredMessage, caller: str) -> envelope_pb2.Receipt:
+        """The receipt for ``pending`` once committed (or found stored already)."""
+        message = pending.message
+        try:
+            if stored.payload_sha256 != message.payload_sha256 or (
+                stored.audit_index != pending.audit_index
+            ):
+                return self._duplicate(stored, message.payload_sha256, caller)
+        except GatewayError as err:
+            raise self.refused(caller, None, err, mid=message.mid, kind=message.kind) from None
+        log.info(
+            "message.accepted",
+            mid=message.mid,
+            agency=caller,
+            kind=message.kind,
+            audit_index=stored.audit_index,
+            recipients=len(message.outbox) - 1,
+        )
+        return envelope_pb2.Receipt.FromString(stored.receipt)
+
+    def refused(
+        self,
+        caller: str,
+        envelope: envelope_pb2.Envelope | None,
+        err: GatewayError,
+        *,
+        mid: str = "",
+        kind: str = "",
+    ) -> GatewayError:
+        """Audit a refusal (unless the commit already did) and return the error."""
+        if isinstance(err, Unavailable):
+            return err
+        if getattr(err, "audited", False):
+            log.warning(
+                "message.rejected",
+                mid=mid,
+                agency=caller,
+                kind=kind,
+                reason=err.reason,
+                error=err.message,
+            )
+            return err
+        self._audit_rejection(caller, envelope, err, mid=mid, kind=kind)
+        return err
+
+    def _prepare(
+        self, envelope: envelope_pb2.Envelope, caller: str
+    ) -> Pending | envelope_pb2.Receipt:
         self._check_envelope(envelope, caller)
         now = self.clock()
         claims = jws.verify_message(
             envelope.signature,
-            self.store,
+            self.keys,
             mid=envelope.mid,
             kind=envelope.kind,
             sender=envelope.sender,
@@ -184,22 +265,33 @@ class ExchangeService:
                 violations,
             )
         accepted_at = datetime.fromtimestamp(now, UTC)
-        routing = self._route(envelope, message, digest, accepted_at, today)
+        routing = self._route(envelope, message, digest, accepted_at, today, self.store.is_referred)
+        pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
+        if self.linkages.handles(envelope.kind):
+            pending.hook = self._linkage_hook(
+                envelope.kind, caller, envelope.mid, message, accepted_at
+            )
+        return pending
+
+    def _pending(
+        self,
+        envelope: envelope_pb2.Envelope,
+        message: Message,
+        digest: str,
+        accepted_at: datetime,
+        routing: _Routing,
+        kid: str,
+    ) -> Pending:
+        recipients = [r.recipient for r in routing.outbox if r.destination == "inbox"]
         accepted = AuditEvent(
             audit.ACCEPTED,
-            caller,
+            envelope.sender,
             mid=envelope.mid,
             kind=envelope.kind,
-            detail={
-                "sha256": digest,
-                "kid": claims.kid,
-                "recipients": ",".join(
-                    r.recipient for r in routing.outbox if r.destination == "inbox"
-                ),
-            },
+            detail={"sha256": digest, "kid": kid, "recipients": ",".join(recipients)},
         )
-        stored = self.store.accept(
-            NewMessage(
+        pending = Pending(
+            message=NewMessage(
                 sender=envelope.sender,
                 mid=envelope.mid,
                 kind=envelope.kind,
@@ -217,27 +309,102 @@ class ExchangeService:
                     if subject.resident_id
                 ],
             ),
-            [accepted, *routing.events],
+            events=[accepted, *routing.events],
             receipt_for=lambda index: self._receipt(
-                envelope,
-                digest,
-                index,
-                accepted_at,
-                [r.recipient for r in routing.outbox if r.destination == "inbox"],
+                envelope, digest, index, accepted_at, recipients
+            ),
+            rejection=lambda err: self._rejection_event(envelope.sender, envelope, err),
+        )
+        return pending
+
+    def _linkage_hook(
+        self, kind: str, sender: str, mid: str, message: Message, accepted_at: datetime
+    ) -> Hook:
+        """Runs the linkages of ``kind`` in the commit's transaction; the alerts
+        they raise become messages stored in the same transaction."""
+
+        def hook(session: Session) -> list[Pending]:
+            accepted = Accepted(kind, sender, mid, message, accepted_at)
+            drafts = []
+            for linkage in self.linkages.for_kind(kind):
+                ctx = LinkageContext(
+                    session,
+                    linkage.name,
+                    subject_key=self.subject_key,
+                    units=self.units,
+                    now=accepted_at,
+                )
+                drafts += linkage.on_accepted(accepted, ctx)
+            return [self._alert(session, draft, accepted_at) for draft in drafts]
+
+        return hook
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Run the linkages' time-driven rules once; returns alerts raised."""
+        moment = now or datetime.fromtimestamp(self.clock(), UTC)
+
+        def job(session: Session) -> list[Pending]:
+            raised = []
+            for linkage in self.linkages.all:
+                ctx = LinkageContext(
+                    session,
+                    linkage.name,
+                    subject_key=self.subject_key,
+                    units=self.units,
+                    now=moment,
+                )
+                raised += [self._alert(session, d, moment) for d in linkage.sweep(ctx)]
+            return raised
+
+        return len(self.committer.execute(job).result())
+
+    def _alert(self, session: Session, draft: AlertDraft, raised_at: datetime) -> Pending:
+        """A signed alert message from the gateway principal, routed by policy."""
+        alert = pb.Alert(
+            alert_id=str(uuid.uuid4()),
+            alert_type=draft.alert_type,  # type: ignore[arg-type]
+            severity=draft.severity,  # type: ignore[arg-type]
+            unit_code=draft.unit_code,
+            description=draft.description,
+            evidence_mids=list(draft.evidence_mids),
+        )
+        if draft.subject is not None:
+            alert.subject.CopyFrom(draft.subject)
+        alert.raised_at.FromDatetime(raised_at)
+        payload = kinds.encode(alert)
+        mid = str(uuid.uuid4())
+        envelope = envelope_pb2.Envelope(
+            mid=mid,
+            kind=kinds.ALERT,
+            sender=GATEWAY_PRINCIPAL,
+            payload=payload,
+            signature=self.signer.sign_message(
+                mid=mid, kind=kinds.ALERT, iss=GATEWAY_PRINCIPAL, payload=payload
             ),
         )
-        if stored.payload_sha256 != digest:
-            return self._duplicate(stored, digest, caller)
-        self.on_accept()
-        log.info(
-            "message.accepted",
-            mid=envelope.mid,
-            agency=caller,
-            kind=envelope.kind,
-            audit_index=stored.audit_index,
-            recipients=len(routing.outbox) - 1,
+        digest = sha256_hex(payload)
+        routing = self._route(
+            envelope,
+            alert,
+            digest,
+            raised_at,
+            raised_at.date(),
+            lambda r, p: self.store.is_referred_in(session, r, p),
         )
-        return envelope_pb2.Receipt.FromString(stored.receipt)
+        pending = self._pending(envelope, alert, digest, raised_at, routing, self.signer.kid)
+        pending.events.append(
+            AuditEvent(
+                audit.ALERT_RAISED,
+                GATEWAY_PRINCIPAL,
+                mid=mid,
+                kind=kinds.ALERT,
+                detail={
+                    "type": pb.AlertType.Name(alert.alert_type),
+                    "evidence": ",".join(draft.evidence_mids),
+                },
+            )
+        )
+        return pending
 
     def _check_envelope(self, envelope: envelope_pb2.Envelope, caller: str) -> None:
         if len(envelope.payload) > self.settings.max_message_bytes:
@@ -299,14 +466,15 @@ class ExchangeService:
         digest: str,
         accepted_at: datetime,
         today: date,
+        referred: Callable[[str, str], bool],
     ) -> _Routing:
         outbox: list[NewOutboxRow] = []
         events: list[AuditEvent] = []
         issued: list[tuple[str, str, str]] = []
-        referred: list[tuple[str, str]] = []
+        referrals: list[tuple[str, str]] = []
         for route in self.policy.routes_for(envelope.kind):
             ctx = _RecipientContext(
-                route.recipient, self.pseudonym_key(route.recipient), today, self.store.is_referred
+                route.recipient, self.pseudonym_key(route.recipient), today, referred
             )
             if route.when and not CONDITIONS[route.when](message, ctx):
                 continue
@@ -330,9 +498,9 @@ class ExchangeService:
             )
             issued += [(route.recipient, p, rid) for p, rid in ctx.issued.items()]
             if envelope.kind == kinds.SERVICE_REFERRAL:
-                referred += [(route.recipient, p) for p in ctx.issued]
+                referrals += [(route.recipient, p) for p in ctx.issued]
         outbox.append(self._feed_row(envelope, message, digest, accepted_at))
-        return _Routing(outbox, events, issued, referred)
+        return _Routing(outbox, events, issued, referrals)
 
     def _delivery(
         self,
@@ -431,38 +599,54 @@ class ExchangeService:
         )
         return receipt.SerializeToString(deterministic=True)
 
-    def _audit_rejection(
-        self, caller: str, envelope: envelope_pb2.Envelope | None, err: GatewayError
-    ) -> None:
+    def _rejection_event(
+        self,
+        caller: str,
+        envelope: envelope_pb2.Envelope | None,
+        err: GatewayError,
+        *,
+        mid: str = "",
+        kind: str = "",
+    ) -> AuditEvent:
         detail: dict[str, str | int] = {"reason": err.reason}
         if err.violations:
             detail["fields"] = ",".join(v.field for v in err.violations)
-        mid = kind = ""
         if envelope is not None:
             # Only well-formed values go into the entry as they are; anything
             # else a caller sent is recorded by digest (it may be garbage,
             # NUL bytes included, or personal data).
             mid = envelope.mid if _is_uuid(envelope.mid) else ""
             kind = envelope.kind if envelope.kind in kinds.known_kinds() else ""
-            sender = envelope.sender
-            detail["sender"] = sender if self.policy.principal(sender) else "unknown"
+            detail["sender"] = (
+                envelope.sender if self.policy.principal(envelope.sender) else ("unknown")
+            )
             detail["sha256"] = sha256_hex(envelope.payload)
             if not mid and envelope.mid:
                 detail["mid_sha256"] = sha256_hex(envelope.mid.encode())
             if not kind and envelope.kind:
                 detail["kind_sha256"] = sha256_hex(envelope.kind.encode())
+        return AuditEvent(audit.REJECTED, caller, mid=mid, kind=kind, detail=detail)
+
+    def _audit_rejection(
+        self,
+        caller: str,
+        envelope: envelope_pb2.Envelope | None,
+        err: GatewayError,
+        *,
+        mid: str = "",
+        kind: str = "",
+    ) -> None:
+        event = self._rejection_event(caller, envelope, err, mid=mid, kind=kind)
         log.warning(
             "message.rejected",
-            mid=mid,
+            mid=event.mid,
             agency=caller,
-            kind=kind,
+            kind=event.kind,
             reason=err.reason,
             error=err.message,
         )
         try:
-            self.store.record_audit(
-                [AuditEvent(audit.REJECTED, caller, mid=mid, kind=kind, detail=detail)]
-            )
+            self.store.record_audit([event])
         except DBAPIError as exc:
             raise _unavailable(exc) from None
 
@@ -494,19 +678,63 @@ class ExchangeService:
         except DBAPIError as exc:
             raise _unavailable(exc) from None
 
-    def delivered(self, recipient: str, messages: Sequence[tuple[str, str]]) -> None:
-        """Record that ``recipient`` was handed these (sender, mid) deliveries."""
-        try:
-            self.store.mark_delivered(recipient, messages, audit.DELIVERED)
-        except DBAPIError as exc:
-            raise _unavailable(exc) from None
+    def record(
+        self, recipient: str, messages: Sequence[tuple[str, str]], event: str
+    ) -> Future[None]:
+        """Record deliveries (``audit.DELIVERED``, ``ACKNOWLEDGED`` or
+        ``RETURNED``) of these (sender, mid) to ``recipient``; records made
+        while the writer is busy share one transaction. The future resolves
+        once they are committed."""
+        return self.deliveries.record(recipient, messages, event)
 
-    def acknowledged(self, recipient: str, messages: Sequence[tuple[str, str]]) -> None:
-        """Record that ``recipient`` acknowledged these (sender, mid) deliveries."""
-        try:
-            self.store.mark_delivered(recipient, messages, audit.ACKNOWLEDGED)
-        except DBAPIError as exc:
-            raise _unavailable(exc) from None
+
+class DeliveryRecorder:
+    """Coalesces delivery records into jobs of the group committer."""
+
+    def __init__(self, store: Store, committer: GroupCommitter) -> None:
+        self._store = store
+        self._committer = committer
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[str, list[tuple[str, str]], str, Future[None]]] = []
+        self._scheduled = False
+
+    def record(
+        self, recipient: str, messages: Sequence[tuple[str, str]], event: str
+    ) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            self._buffer.append((recipient, list(messages), event, future))
+            schedule, self._scheduled = not self._scheduled, True
+        if schedule:
+            self._schedule()
+        return future
+
+    def _schedule(self) -> None:
+        drained: list[Future[None]] = []
+
+        def job(session: Session) -> list[Pending]:
+            with self._lock:
+                items, self._buffer, self._scheduled = self._buffer, [], False
+            for recipient, messages, event, future in items:
+                self._store.record_deliveries(session, recipient, messages, event)
+                drained.append(future)
+            return []
+
+        def settle(done: Future[list[StoredMessage]]) -> None:
+            error = done.exception()
+            for future in drained:
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(_as_gateway_error(error))
+
+        self._committer.execute(job).add_done_callback(settle)
+
+
+def _as_gateway_error(error: BaseException) -> BaseException:
+    if isinstance(error, DBAPIError):
+        return _unavailable(error)
+    return error
 
 
 def _delivery_state(row: object) -> int:

@@ -29,6 +29,12 @@ class GatewaySigner:
         """A compact JWS over ``claims`` with ``iss`` set to the gateway id."""
         return jws.sign_gateway(self.private_key, self.kid, {"iss": self.gateway_id, **claims})
 
+    def sign_message(self, *, mid: str, kind: str, iss: str, payload: bytes) -> str:
+        """A message signature (DESIGN §7) by the gateway key, for alerts it raises."""
+        return jws.sign_message(
+            self.private_key, self.kid, mid=mid, kind=kind, iss=iss, payload=payload
+        )
+
     def jwks(self) -> dict[str, Any]:
         return keys.jwks([(self.public, self.kid)])
 

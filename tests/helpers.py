@@ -16,8 +16,10 @@ from gateway.validation import check_character
 _rng = random.Random(20261127)
 
 
-def resident_id(unit: str = "610302", birth: date = date(1985, 6, 15)) -> str:
-    """A valid resident ID of a man (odd sequence number) born on ``birth``."""
+def resident_id(unit: str = "610302", birth: date | None = None) -> str:
+    """A valid resident ID of a man (odd sequence number), born on ``birth``
+    or on a random day of 1960–1999 (collisions are then very unlikely)."""
+    birth = birth or date(1960, 1, 1) + timedelta(days=_rng.randrange(40 * 365))
     first17 = f"{unit}{birth:%Y%m%d}{_rng.randrange(500) * 2 + 1:03d}"
     return first17 + check_character(first17)
 
@@ -76,7 +78,8 @@ def receive_mids(
     client: AgencyClient, mids: Iterable[str], timeout: float = 15.0, ack: bool = True
 ) -> dict[str, envelope_pb2.Delivery]:
     """Read the inbox until every mid in ``mids`` arrived (or ``timeout``);
-    acknowledges everything read unless ``ack`` is False."""
+    returns every delivery read, by mid, and acknowledges them unless ``ack``
+    is False."""
     wanted = set(mids)
     found: dict[str, envelope_pb2.Delivery] = {}
     stream = client.receive(max_in_flight=100, timeout=timeout)
@@ -85,8 +88,7 @@ def receive_mids(
             delivery = response.delivery
             if ack:
                 client.acknowledge([delivery.delivery_id])
-            if delivery.mid in wanted:
-                found[delivery.mid] = delivery
+            found[delivery.mid] = delivery
             if wanted <= set(found):
                 break
     except grpc.RpcError as err:

@@ -22,6 +22,7 @@ STATUS_CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -36,6 +37,12 @@ def to_rpc_status(err: errors.GatewayError) -> status_pb2.Status:
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN))
     status.details.append(info)
+    if isinstance(err, errors.Overloaded):
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(int(err.retry_after_seconds * 1000))
+        detail = any_pb2.Any()
+        detail.Pack(retry)
+        status.details.append(detail)
     if err.violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
@@ -61,7 +68,9 @@ def internal_status(message: str = "internal error") -> grpc.Status:
 
 def to_rejection(err: errors.GatewayError) -> exchange_pb2.Rejection:
     """The per-message result of a refused message on SubmitStream."""
+    retry_ms = int(err.retry_after_seconds * 1000) if isinstance(err, errors.Overloaded) else 0
     return exchange_pb2.Rejection(
+        retry_after_ms=retry_ms,
         code=status_code(err).value[0],
         reason=err.reason,
         message=err.message,

@@ -6,13 +6,15 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 import structlog
 
+from gateway.admission import Admission
+from gateway.audit import log as audit
 from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
 from gateway.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
@@ -25,6 +27,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 DEFAULT_IN_FLIGHT = 100
+#: Messages of one SubmitStream in progress at once.
+STREAM_WINDOW = 256
 MAX_IN_FLIGHT = 1000
 
 
@@ -38,6 +42,18 @@ class _ReceiveSession:
     held: dict[int, tuple[str, str]] = field(default_factory=dict)  # tag -> (sender, mid)
 
 
+@dataclass(frozen=True)
+class _Held:
+    session: _ReceiveSession
+    tag: int
+    message: tuple[str, str]  # (sender, mid)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if future.exception() is not None:
+        log.error("delivery.record_failed", error=str(future.exception()))
+
+
 class _Closed:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
@@ -45,9 +61,15 @@ class _Closed:
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     def __init__(
-        self, service: ExchangeService, executor: Executor, amqp_url: str, names: Names
+        self,
+        service: ExchangeService,
+        executor: Executor,
+        amqp_url: str,
+        names: Names,
+        admission: Admission,
     ) -> None:
         self._service = service
+        self._admission = admission
         self._executor = executor
         self._amqp_url = amqp_url
         self._names = names
@@ -67,33 +89,68 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             if _undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
-            receipt = await self._run(self._service.submit, request.envelope, caller)
+            receipt = await self._accept(request.envelope, caller)
         except GatewayError as err:
             await context.abort_with_status(to_grpc_status(err))
         return exchange_pb2.SubmitResponse(receipt=receipt)
+
+    async def _accept(self, envelope: envelope_pb2.Envelope, caller: str) -> envelope_pb2.Receipt:
+        """Prepare on a worker thread, then wait for the group commit without
+        holding a thread, so many messages share one transaction."""
+        with self._admission.admit(caller):
+            prepared = await self._run(self._service.prepare, envelope, caller)
+            if isinstance(prepared, envelope_pb2.Receipt):
+                return prepared
+            try:
+                stored = await asyncio.wrap_future(self._service.commit(prepared))
+            except GatewayError as err:
+                raise await self._run(self._service.refused, caller, envelope, err) from None
+        if stored.audit_index == prepared.audit_index:
+            return self._service.finish(prepared, stored, caller)  # no I/O on this path
+        return await self._run(self._service.finish, prepared, stored, caller)
 
     async def SubmitStream(
         self,
         request_iterator: AsyncIterator[exchange_pb2.SubmitStreamRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[exchange_pb2.SubmitStreamResponse]:
+        """Up to STREAM_WINDOW messages of one stream are in progress at once
+        (they join the same group commits); results come back in order."""
         try:
             caller = await self._caller(context)
         except GatewayError as err:
             await context.abort_with_status(to_grpc_status(err))
-        async for request in request_iterator:
-            if _undecodable(request):
-                yield exchange_pb2.SubmitStreamResponse(rejection=to_rejection(BAD_REQUEST))
-                continue
-            yield await self._submit_one(request.envelope, caller, context)
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        results: asyncio.Queue[asyncio.Task[exchange_pb2.SubmitStreamResponse] | None] = (
+            asyncio.Queue()
+        )
+
+        async def feed() -> None:
+            try:
+                async for request in request_iterator:
+                    await window.acquire()
+                    await results.put(asyncio.ensure_future(self._submit_one(request, caller)))
+            finally:
+                await results.put(None)
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            while (task := await results.get()) is not None:
+                response = await task
+                window.release()
+                yield response
+            await feeder
+        finally:
+            feeder.cancel()
 
     async def _submit_one(
-        self, envelope: envelope_pb2.Envelope, caller: str, context: grpc.aio.ServicerContext
+        self, request: exchange_pb2.SubmitStreamRequest | _Undecodable, caller: str
     ) -> exchange_pb2.SubmitStreamResponse:
+        if isinstance(request, _Undecodable):
+            return exchange_pb2.SubmitStreamResponse(rejection=to_rejection(BAD_REQUEST))
+        envelope = request.envelope
         try:
-            receipt = await self._run(self._service.submit, envelope, caller)
-        except Unavailable as err:
-            await context.abort_with_status(to_grpc_status(err))
+            receipt = await self._accept(envelope, caller)
         except GatewayError as err:
             return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, rejection=to_rejection(err))
         return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, receipt=receipt)
@@ -142,7 +199,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
                 delivery.redelivered = item.redelivered
                 session.held[item.delivery_tag] = (delivery.sender, delivery.mid)
-                await self._run(self._service.delivered, caller, [(delivery.sender, delivery.mid)])
+                self._service.record(
+                    caller, [(delivery.sender, delivery.mid)], audit.DELIVERED
+                ).add_done_callback(_log_failure)
                 log.info(
                     "delivery.sent",
                     mid=delivery.mid,
@@ -164,29 +223,46 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     async def Acknowledge(
         self, request: exchange_pb2.AcknowledgeRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.AcknowledgeResponse:
+        """Records the acknowledgements (and give-backs) in the audit log, then
+        settles them on the broker: acknowledged ones leave the inbox, rejected
+        ones are delivered again (and dead-lettered past the delivery limit)."""
         try:
             if _undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
-            settled, unknown = self._settle(caller, request.delivery_ids)
-            await self._run(self._service.acknowledged, caller, [m for _, _, m in settled])
+            if not request.delivery_ids and not request.rejected_delivery_ids:
+                raise InvalidMessage(
+                    "MISSING_FIELD",
+                    "no delivery ids to acknowledge or reject",
+                    [FieldViolation("delivery_ids", "is empty")],
+                )
+            acked, unknown = self._held(caller, request.delivery_ids)
+            rejected, unknown_rejected = self._held(caller, request.rejected_delivery_ids)
+            for settling, event in ((acked, audit.ACKNOWLEDGED), (rejected, audit.RETURNED)):
+                if settling:
+                    await asyncio.wrap_future(
+                        self._service.record(caller, [h.message for h in settling], event)
+                    )
         except GatewayError as err:
             await context.abort_with_status(to_grpc_status(err))
-        by_session = itertools.groupby(sorted(settled, key=lambda s: s[0]), key=lambda s: s[0])
-        for session_id, group in by_session:
-            self._sessions[session_id].consumer.ack([tag for _, tag, _ in group])
-        for _, _, (_, mid) in settled:
-            log.info("delivery.acknowledged", mid=mid, agency=caller)
+        for held_session, group in itertools.groupby(acked, key=lambda h: h.session):
+            held_session.consumer.ack([h.tag for h in group])
+        for held in rejected:
+            held.session.consumer.reject(held.tag, requeue=True)
+        for held in [*acked, *rejected]:
+            held.session.held.pop(held.tag, None)
+            log.info(
+                "delivery.settled", mid=held.message[1], agency=caller, acknowledged=held in acked
+            )
         return exchange_pb2.AcknowledgeResponse(
-            acknowledged=len(settled), unknown_delivery_ids=unknown
+            acknowledged=len(acked) + len(rejected),
+            unknown_delivery_ids=[*unknown, *unknown_rejected],
         )
 
-    def _settle(
-        self,
-        caller: str,
-        ids: Sequence[str],
-    ) -> tuple[list[tuple[str, int, tuple[str, str]]], list[str]]:
-        settled: list[tuple[str, int, tuple[str, str]]] = []
+    def _held(self, caller: str, ids: Sequence[str]) -> tuple[list[_Held], list[str]]:
+        """The deliveries of ``ids`` that an open Receive stream of ``caller``
+        holds unsettled, grouped by stream, and the ids that are not."""
+        held: list[_Held] = []
         unknown: list[str] = []
         for delivery_id in ids:
             session_id, _, tag_text = delivery_id.partition(".")
@@ -194,15 +270,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             tag = int(tag_text) if tag_text.isdigit() else -1
             if session is None or session.agency != caller or tag not in session.held:
                 unknown.append(delivery_id)
-                continue
-            settled.append((session_id, tag, session.held.pop(tag)))
-        if not ids:
-            raise InvalidMessage(
-                "MISSING_FIELD",
-                "no delivery ids to acknowledge",
-                [FieldViolation("delivery_ids", "is empty")],
-            )
-        return settled, unknown
+            else:
+                held.append(_Held(session, tag, session.held[tag]))
+        held.sort(key=lambda h: h.session.id)
+        return held, unknown
 
     async def GetStatus(
         self, request: exchange_pb2.GetStatusRequest, context: grpc.aio.ServicerContext

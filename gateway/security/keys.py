@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -161,3 +162,36 @@ class StaticKeys:
     def agency_exists(self, agency: str) -> bool:
         """Return whether `agency` is in the mapping."""
         return agency in self._keys
+
+
+class CachedKeys:
+    """A KeyLookup that remembers another's answers for ``ttl_seconds``.
+
+    Token and signature checks then cost no database read per message; a key
+    added or revoked is seen within ``ttl_seconds``.
+    """
+
+    def __init__(
+        self, source: KeyLookup, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._source = source
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._keys: dict[tuple[str, str], tuple[float, KeyRecord | None]] = {}
+        self._agencies: dict[str, tuple[float, bool]] = {}
+
+    def key(self, agency: str, kid: str) -> KeyRecord | None:
+        now = self._clock()
+        cached = self._keys.get((agency, kid))
+        if cached is None or now - cached[0] > self._ttl:
+            cached = (now, self._source.key(agency, kid))
+            self._keys[(agency, kid)] = cached
+        return cached[1]
+
+    def agency_exists(self, agency: str) -> bool:
+        now = self._clock()
+        cached = self._agencies.get(agency)
+        if cached is None or now - cached[0] > self._ttl:
+            cached = (now, self._source.agency_exists(agency))
+            self._agencies[agency] = cached
+        return cached[1]

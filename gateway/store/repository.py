@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -197,45 +197,56 @@ class Store:
         already, nothing is written and the stored message is returned.
         """
         with self.transaction() as session:
-            existing = session.get(StoredMessage, (message.sender, message.mid))
+            existing = self.find_message(session, message.sender, message.mid)
             if existing is not None:
                 return existing
             indexes = audit.append(session, audit_events, now=message.accepted_at)
-            stored = StoredMessage(
+            return self.add_message(session, message, indexes[0], receipt_for(indexes[0]))
+
+    @staticmethod
+    def find_message(session: Session, sender: str, mid: str) -> StoredMessage | None:
+        return session.get(StoredMessage, (sender, mid))
+
+    def add_message(
+        self, session: Session, message: NewMessage, audit_index: int, receipt: bytes
+    ) -> StoredMessage:
+        """Add an accepted message with its outbox rows, pseudonyms and subject
+        index to the session's transaction (its audit entries are the caller's)."""
+        stored = StoredMessage(
+            sender=message.sender,
+            mid=message.mid,
+            kind=message.kind,
+            payload=message.payload,
+            payload_sha256=message.payload_sha256,
+            signature=message.signature,
+            unit_code=message.unit_code,
+            accepted_at=message.accepted_at,
+            audit_index=audit_index,
+            receipt=receipt,
+        )
+        session.add(stored)
+        session.add_all(
+            OutboxRow(
                 sender=message.sender,
                 mid=message.mid,
                 kind=message.kind,
-                payload=message.payload,
-                payload_sha256=message.payload_sha256,
-                signature=message.signature,
-                unit_code=message.unit_code,
-                accepted_at=message.accepted_at,
-                audit_index=indexes[0],
-                receipt=receipt_for(indexes[0]),
+                destination=row.destination,
+                recipient=row.recipient,
+                routing_key=row.routing_key,
+                policy_id=row.policy_id,
+                view_sha256=row.view_sha256,
+                body=row.body,
+                headers={},
+                created_at=message.accepted_at,
             )
-            session.add(stored)
-            session.add_all(
-                OutboxRow(
-                    sender=message.sender,
-                    mid=message.mid,
-                    kind=message.kind,
-                    destination=row.destination,
-                    recipient=row.recipient,
-                    routing_key=row.routing_key,
-                    policy_id=row.policy_id,
-                    view_sha256=row.view_sha256,
-                    body=row.body,
-                    headers={},
-                    created_at=message.accepted_at,
-                )
-                for row in message.outbox
-            )
-            self._remember_pseudonyms(session, message)
-            session.add_all(
-                MessageSubject(subject_key=key, sender=message.sender, mid=message.mid)
-                for key in sorted(set(message.subject_keys))
-            )
-            return stored
+            for row in message.outbox
+        )
+        self._remember_pseudonyms(session, message)
+        session.add_all(
+            MessageSubject(subject_key=key, sender=message.sender, mid=message.mid)
+            for key in sorted(set(message.subject_keys))
+        )
+        return stored
 
     @staticmethod
     def _remember_pseudonyms(session: Session, message: NewMessage) -> None:
@@ -260,8 +271,12 @@ class Store:
 
     def is_referred(self, recipient: str, pseudonym: str) -> bool:
         with self.transaction() as session:
-            row = session.get(SubjectPseudonym, (recipient, pseudonym))
-            return row is not None and row.referred_at is not None
+            return self.is_referred_in(session, recipient, pseudonym)
+
+    @staticmethod
+    def is_referred_in(session: Session, recipient: str, pseudonym: str) -> bool:
+        row = session.get(SubjectPseudonym, (recipient, pseudonym))
+        return row is not None and row.referred_at is not None
 
     def messages_about(self, subject_key: str) -> list[tuple[str, str]]:
         """(sender, mid) of every accepted message naming the subject."""
@@ -352,37 +367,50 @@ class Store:
     def mark_delivered(
         self, recipient: str, messages: Sequence[tuple[str, str]], event: str = audit.DELIVERED
     ) -> int:
-        """Record that ``recipient`` was handed (or acknowledged) these
-        (sender, mid) deliveries; returns how many outbox rows changed."""
-        column = "acknowledged_at" if event == audit.ACKNOWLEDGED else "delivered_at"
-        changed = 0
+        """Record in its own transaction (see record_deliveries)."""
         with self.transaction() as session:
-            now = _now()
-            events = []
-            for sender, mid in messages:
-                row = session.scalars(
-                    select(OutboxRow).where(
-                        OutboxRow.sender == sender,
-                        OutboxRow.mid == mid,
-                        OutboxRow.destination == "inbox",
-                        OutboxRow.recipient == recipient,
-                    )
-                ).first()
-                if row is None:
-                    continue
-                if getattr(row, column) is None:
-                    setattr(row, column, now)
-                    if column == "acknowledged_at" and row.delivered_at is None:
-                        row.delivered_at = now
-                    changed += 1
-                events.append(
-                    AuditEvent(
-                        event,
-                        recipient,
-                        mid=mid,
-                        kind=row.kind,
-                        detail={"sender": sender, "outbox_id": row.id},
-                    )
+            return self.record_deliveries(session, recipient, messages, event)
+
+    @staticmethod
+    def record_deliveries(
+        session: Session, recipient: str, messages: Sequence[tuple[str, str]], event: str
+    ) -> int:
+        """Record that ``recipient`` was handed (``delivered``), acknowledged, or
+        gave back (``returned``) these (sender, mid) deliveries, with an audit
+        entry each; returns how many outbox rows changed state."""
+        column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}.get(event)
+        if not messages:
+            return 0
+        now = _now()
+        rows = {
+            (row.sender, row.mid): row
+            for row in session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.recipient == recipient,
+                    OutboxRow.destination == "inbox",
+                    tuple_(OutboxRow.sender, OutboxRow.mid).in_(list(messages)),
                 )
-            audit.append(session, events, now=now)
+            )
+        }
+        changed = 0
+        events = []
+        for sender, mid in messages:
+            row = rows.get((sender, mid))
+            if row is None:
+                continue
+            if column and getattr(row, column) is None:
+                setattr(row, column, now)
+                if row.delivered_at is None:
+                    row.delivered_at = now
+                changed += 1
+            events.append(
+                AuditEvent(
+                    event,
+                    recipient,
+                    mid=mid,
+                    kind=row.kind,
+                    detail={"sender": sender, "outbox_id": row.id},
+                )
+            )
+        audit.append(session, events, now=now)
         return changed

@@ -280,7 +280,7 @@ def test_nothing_accepted_is_lost_among_bad_input(running: Running, stub) -> Non
         _submit(stub, _envelope(running, signature="garbage"), _token(running))
     police = running.client("police")
     received = receive_mids(police, [r.mid for r in good])
-    assert set(received) == {r.mid for r in good}
+    assert {r.mid for r in good} <= set(received)
     judicial.close()
     police.close()
 

@@ -103,7 +103,7 @@ def test_submit_stream_answers_each_message_in_order(client: Clients) -> None:
     assert results[10].rejection.reason == "PAYLOAD_INVALID"
     assert all(r.HasField("receipt") for i, r in enumerate(results) if i != 10)
     received = receive_mids(client("police"), [e.mid for e in envelopes])
-    assert len(received) == 20
+    assert {e.mid for e in envelopes} <= set(received)
 
 
 def test_health_is_serving_and_reflection_lists_exchange(running: Running) -> None:
@@ -120,8 +120,9 @@ def test_health_is_serving_and_reflection_lists_exchange(running: Running) -> No
     assert "silian.v1.Exchange" in services
 
 
-def test_messages_naming_a_person_are_indexed_by_a_keyed_hash(running: Running,
-                                                              client: Clients) -> None:
+def test_messages_naming_a_person_are_indexed_by_a_keyed_hash(
+    running: Running, client: Clients
+) -> None:
     person = resident_id()
     receipt = client("judicial").submit(kinds.ROSTER_CHANGE, enrolment(person))
     store = bootstrap.open_store(running.settings)

@@ -127,11 +127,14 @@ class Rejection(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     FIELD_VIOLATIONS_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_MS_FIELD_NUMBER: _builtins.int
     code: _builtins.int
     """google.rpc.Code value, e.g. 3 for INVALID_ARGUMENT."""
     reason: _builtins.str
     """Stable machine-readable reason, e.g. "BAD_SIGNATURE"."""
     message: _builtins.str
+    retry_after_ms: _builtins.int
+    """For RESOURCE_EXHAUSTED: how long to wait before retrying, in milliseconds."""
     @_builtins.property
     def field_violations(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldViolation]: ...
     def __init__(
@@ -141,10 +144,11 @@ class Rejection(_message.Message):
         reason: _builtins.str = ...,
         message: _builtins.str = ...,
         field_violations: _abc.Iterable[Global___FieldViolation] | None = ...,
+        retry_after_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field_violations", b"field_violations", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field_violations", b"field_violations", "message", b"message", "reason", b"reason", "retry_after_ms", b"retry_after_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -247,16 +251,26 @@ class AcknowledgeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    REJECTED_DELIVERY_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Deliveries processed: removed from the inbox."""
+
+    @_builtins.property
+    def rejected_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Deliveries the recipient cannot process: returned to the inbox and
+        delivered again; past the delivery limit they go to the dead-letter queue.
+        """
+
     def __init__(
         self,
         *,
         delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rejected_delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_ids", b"delivery_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_ids", b"delivery_ids", "rejected_delivery_ids", b"rejected_delivery_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -269,7 +283,7 @@ class AcknowledgeResponse(_message.Message):
     ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
     UNKNOWN_DELIVERY_IDS_FIELD_NUMBER: _builtins.int
     acknowledged: _builtins.int
-    """Deliveries settled by this call."""
+    """Deliveries settled by this call (acknowledged or rejected)."""
     @_builtins.property
     def unknown_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids that were unknown or not held by an open Receive stream of the caller."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 15:42:10.634842
+Create Date: 2026-11-27 15:43:27.839298
 
 """
 
@@ -53,6 +53,19 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "linkage_state",
+        sa.Column("linkage", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("linkage", "key"),
+    )
+    with op.batch_alter_table("linkage_state", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_linkage_state_updated_at"), ["updated_at"], unique=False
+        )
+
     op.create_table(
         "message_subjects",
         sa.Column("subject_key", sa.String(length=64), nullable=False),
@@ -150,6 +163,10 @@ def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_table("messages")
     op.drop_table("message_subjects")
+    with op.batch_alter_table("linkage_state", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_linkage_state_updated_at"))
+
+    op.drop_table("linkage_state")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_mid")

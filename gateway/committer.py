@@ -1,0 +1,231 @@
+"""Group commit: messages that arrive together are stored in one transaction.
+
+Every accepted message still gets its own audit entries, outbox rows and
+receipt; only the transaction (and its fsync) is shared. One writer thread
+owns the database writes of accepted messages, which also keeps SQLite's
+single writer busy instead of contended.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.audit import log as audit
+from gateway.audit.log import AuditEvent
+from gateway.errors import GatewayError, Unavailable
+from gateway.store.models import StoredMessage
+from gateway.store.repository import NewMessage, ReceiptSigner, Store
+
+log = structlog.get_logger(__name__)
+
+#: Runs inside the batch transaction for one message (its linkage hooks);
+#: returns further messages to store with it (alerts it raised). May raise a
+#: GatewayError to refuse this message alone.
+Hook = Callable[[Session], "list[Pending]"]
+
+
+@dataclass
+class Pending:
+    """A verified, validated, routed message waiting for the group commit."""
+
+    message: NewMessage
+    events: list[AuditEvent]  # events[0] is the acceptance
+    receipt_for: ReceiptSigner
+    hook: Hook | None = None
+    rejection: Callable[[GatewayError], AuditEvent] | None = None
+    future: Future[StoredMessage] = field(default_factory=Future)
+    #: The acceptance's audit index once this message itself was stored.
+    audit_index: int = -1
+
+
+@dataclass
+class _Job:
+    """Work that produces messages inside a transaction of its own (a sweep)."""
+
+    run: Callable[[Session], list[Pending]]
+    future: Future[list[StoredMessage]] = field(default_factory=Future)
+
+
+@dataclass
+class _Outcome:
+    pending: Pending
+    stored: StoredMessage | None = None
+    error: BaseException | None = None
+    accepted: list[Pending] = field(default_factory=list)
+
+
+class GroupCommitter:
+    """Collects pending messages and commits them in batches on its own thread."""
+
+    def __init__(
+        self, store: Store, *, max_batch: int = 500, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Pending | _Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: Pending) -> Future[StoredMessage]:
+        """Queue ``pending``; the future holds the stored message (or the
+        existing one for a known (sender, mid)), or the error that refused it."""
+        self._queue.put(pending)
+        return pending.future
+
+    def execute(self, job: Callable[[Session], list[Pending]]) -> Future[list[StoredMessage]]:
+        """Run ``job`` in a transaction on the writer thread and store the
+        messages it returns, with their audit entries, in that transaction."""
+        item = _Job(job)
+        self._queue.put(item)
+        return item.future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            if isinstance(first, _Job):
+                self._execute(first)
+                continue
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, _Job):
+                    self._queue.put(item)  # after this batch; order among jobs is kept
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _execute(self, job: _Job) -> None:
+        try:
+            with self._store.transaction() as session:
+                produced = job.run(session)
+                stored = list(self._store_all(session, produced, []).values())
+        except Exception as exc:
+            log.exception("job.failed")
+            job.future.set_exception(exc)
+            return
+        if stored:
+            self._on_commit()
+        job.future.set_result(stored)
+
+    def _commit(self, batch: list[Pending]) -> None:
+        try:
+            outcomes = self._commit_once(batch)
+        except IntegrityError:
+            # Another gateway process stored one of these mids first: retry one
+            # by one so only that message is affected.
+            outcomes = [o for p in batch for o in self._commit_alone(p)]
+        except DBAPIError as exc:
+            error = Unavailable(
+                "DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later"
+            )
+            log.error("commit.failed", error=str(exc.orig)[:200], batch=len(batch))
+            outcomes = [_Outcome(p, error=error) for p in batch]
+        except Exception as exc:  # a bug: fail the batch, keep the writer alive
+            log.exception("commit.crashed", batch=len(batch))
+            outcomes = [_Outcome(p, error=exc) for p in batch]
+        if any(o.stored is not None for o in outcomes):
+            self._on_commit()
+        for outcome in outcomes:
+            if outcome.error is not None:
+                outcome.pending.future.set_exception(outcome.error)
+            else:
+                assert outcome.stored is not None
+                outcome.pending.future.set_result(outcome.stored)
+
+    def _commit_alone(self, pending: Pending) -> list[_Outcome]:
+        try:
+            return self._commit_once([pending])
+        except DBAPIError as exc:
+            log.error("commit.failed", error=str(exc.orig)[:200], batch=1)
+            return [
+                _Outcome(
+                    pending,
+                    error=Unavailable(
+                        "DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later"
+                    ),
+                )
+            ]
+
+    def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
+        with self._store.transaction() as session:
+            staged: dict[tuple[str, str], _Outcome] = {}
+            outcomes = [self._stage(session, pending, staged) for pending in batch]
+            rejections = []
+            for outcome in outcomes:
+                if isinstance(outcome.error, GatewayError) and outcome.pending.rejection:
+                    rejections.append(outcome.pending.rejection(outcome.error))
+                    outcome.error.audited = True
+            to_store = [p for o in outcomes for p in o.accepted]
+            stored = self._store_all(session, to_store, rejections)
+            for outcome in outcomes:
+                if outcome.error is None and outcome.stored is None:
+                    outcome.stored = stored[_key(outcome.pending)]
+        return outcomes
+
+    def _store_all(
+        self, session: Session, pendings: Sequence[Pending], extra: Sequence[AuditEvent]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """Append every pending message's audit entries (then ``extra``) and
+        store the messages with receipts naming their acceptance's index."""
+        indexes = audit.append(session, [e for p in pendings for e in p.events] + list(extra))
+        stored: dict[tuple[str, str], StoredMessage] = {}
+        position = 0
+        for pending in pendings:
+            index = indexes[position]
+            position += len(pending.events)
+            pending.audit_index = index
+            stored[_key(pending)] = self._store.add_message(
+                session, pending.message, index, pending.receipt_for(index)
+            )
+        return stored
+
+    def _stage(
+        self, session: Session, pending: Pending, staged: dict[tuple[str, str], _Outcome]
+    ) -> _Outcome:
+        """Decide one message's fate in the batch: a known mid returns the stored
+        message (a mid twice in one batch is stored once), a refusing hook an
+        error; otherwise it and any alerts its hook raised are to be stored."""
+        message = pending.message
+        existing = self._store.find_message(session, message.sender, message.mid)
+        if existing is not None:
+            return _Outcome(pending, stored=existing)
+        if _key(pending) in staged:
+            return _Outcome(pending)  # filled from its twin after the inserts
+        outcome = _Outcome(pending, accepted=[pending])
+        if pending.hook is not None:
+            try:
+                with session.begin_nested():
+                    outcome.accepted += pending.hook(session)
+            except GatewayError as err:
+                return _Outcome(pending, error=err)
+        staged[_key(pending)] = outcome
+        return outcome
+
+
+def _key(pending: Pending) -> tuple[str, str]:
+    return (pending.message.sender, pending.message.mid)
