@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -450,3 +451,19 @@ def demo(verbose: bool) -> None:
     if not verbose:
         logs.configure(_settings().log_format, level=logging.WARNING)
     sys.exit(run_demo(_settings(), console))
+
+
+#: Entry-point group through which linkage adapters add command groups
+#: (``silian police …``); the core never imports an adapter.
+COMMANDS_ENTRY_POINT_GROUP = "silian.commands"
+
+
+def _add_adapter_commands() -> None:
+    for point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
+        command = point.load()
+        if not isinstance(command, click.Command):
+            raise TypeError(f"entry point {point.value} is not a click command")
+        main.add_command(command, point.name)
+
+
+_add_adapter_commands()

@@ -120,6 +120,23 @@ async def _watch_health(
             await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
 
 
+async def _sweep(gateway: Gateway, stopping: asyncio.Event) -> None:
+    """Run the linkages' time-driven rules (deadlines, days without a check)."""
+    interval = gateway.settings.sweep_interval_seconds
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval)
+        if stopping.is_set() or not gateway.service.linkages.all:
+            continue
+        try:
+            raised = await asyncio.to_thread(gateway.service.sweep)
+        except Exception:  # logged; the next round tries again
+            log.exception("sweep.failed")
+            continue
+        if raised:
+            log.info("sweep.alerts", raised=raised)
+
+
 async def serve(
     gateway: Gateway,
     *,
@@ -181,6 +198,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
     watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
+    sweeper = asyncio.create_task(_sweep(gateway, stopping))
     log.info(
         "gateway.serving",
         listen=settings.listen,
@@ -195,6 +213,7 @@ async def serve(
     await health.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_seconds)
     watcher.cancel()
+    sweeper.cancel()
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)
