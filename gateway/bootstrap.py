@@ -93,6 +93,9 @@ class Gateway:
 
 def build(settings: Settings) -> Gateway:
     store = open_store(settings)
+    # Linkages first: importing them registers their views and conditions,
+    # which the policy may name.
+    linkages = linkage.discover()
     policy = load_policy(settings)
     wake = threading.Event()
     service = ExchangeService(
@@ -103,7 +106,7 @@ def build(settings: Settings) -> Gateway:
         pseudonym_key=pseudonym_keys(settings),
         subject_key=subject_keys(settings),
         settings=settings,
-        linkages=linkage.discover(),
+        linkages=linkages,
         commit_batch=settings.commit_batch,
         on_accept=wake.set,
     )

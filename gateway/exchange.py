@@ -66,7 +66,7 @@ class _RecipientContext:
     recipient: str
     key: bytes
     today: date
-    referred: Callable[[str, str], bool]
+    lookups: _Lookups
     issued: dict[str, str] = field(default_factory=dict)  # pseudonym -> resident id
 
     def pseudonym(self, resident_id: str) -> str:
@@ -75,7 +75,30 @@ class _RecipientContext:
         return value
 
     def is_referred(self, resident_id: str) -> bool:
-        return self.referred(self.recipient, pseudonyms.pseudonym(self.key, resident_id))
+        return self.lookups.referred(self.recipient, pseudonyms.pseudonym(self.key, resident_id))
+
+    def resolve_pseudonym(self, pseudonym: str) -> str | None:
+        return self.lookups.resolve(pseudonym)
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """Database look-ups routing needs, in their own transactions or in the
+    caller's (inside the commit, where SQLite allows no second writer)."""
+
+    referred: Callable[[str, str], bool]
+    resolve: Callable[[str], str | None]
+
+    @classmethod
+    def of_store(cls, store: Store) -> _Lookups:
+        return cls(store.is_referred, store.resident_id_of_pseudonym)
+
+    @classmethod
+    def in_session(cls, session: Session) -> _Lookups:
+        return cls(
+            lambda recipient, pseudonym: Store.is_referred_in(session, recipient, pseudonym),
+            lambda pseudonym: Store.resident_id_of_pseudonym_in(session, pseudonym),
+        )
 
 
 @dataclass(frozen=True)
@@ -265,7 +288,9 @@ class ExchangeService:
                 violations,
             )
         accepted_at = datetime.fromtimestamp(now, UTC)
-        routing = self._route(envelope, message, digest, accepted_at, today, self.store.is_referred)
+        routing = self._route(
+            envelope, message, digest, accepted_at, today, _Lookups.of_store(self.store)
+        )
         pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
         if self.linkages.handles(envelope.kind):
             pending.hook = self._linkage_hook(
@@ -389,7 +414,7 @@ class ExchangeService:
             digest,
             raised_at,
             raised_at.date(),
-            lambda r, p: self.store.is_referred_in(session, r, p),
+            _Lookups.in_session(session),
         )
         pending = self._pending(envelope, alert, digest, raised_at, routing, self.signer.kid)
         pending.events.append(
@@ -466,7 +491,7 @@ class ExchangeService:
         digest: str,
         accepted_at: datetime,
         today: date,
-        referred: Callable[[str, str], bool],
+        lookups: _Lookups,
     ) -> _Routing:
         outbox: list[NewOutboxRow] = []
         events: list[AuditEvent] = []
@@ -474,7 +499,7 @@ class ExchangeService:
         referrals: list[tuple[str, str]] = []
         for route in self.policy.routes_for(envelope.kind):
             ctx = _RecipientContext(
-                route.recipient, self.pseudonym_key(route.recipient), today, referred
+                route.recipient, self.pseudonym_key(route.recipient), today, lookups
             )
             if route.when and not CONDITIONS[route.when](message, ctx):
                 continue

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gateway.rpc.silian.v1 import payloads_pb2 as pb
 from gateway.store.models import LinkageState
+from gateway.store.repository import Store
 from gateway.units import Units
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,14 @@ class LinkageContext:
         else:
             row.value = value
             row.updated_at = self.now
+
+    def resident_id_of(self, pseudonym: str) -> str | None:
+        """The resident ID behind a pseudonym the gateway issued to a partner."""
+        return Store.resident_id_of_pseudonym_in(self._session, pseudonym)
+
+    def is_referred(self, recipient: str, pseudonym: str) -> bool:
+        """Whether the subject behind ``pseudonym`` was referred to ``recipient``."""
+        return Store.is_referred_in(self._session, recipient, pseudonym)
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """All (key, value) of this linkage whose key starts with ``prefix``."""

@@ -58,6 +58,10 @@ class ViewContext(Protocol):
         """Whether the subject with this upper-case resident ID was referred to the recipient."""
         ...
 
+    def resolve_pseudonym(self, pseudonym: str) -> str | None:
+        """The resident ID behind a pseudonym the gateway issued (to any partner), if any."""
+        ...
+
 
 View = Callable[[Message, ViewContext], Message]
 Condition = Callable[[Message, ViewContext], bool]

@@ -291,9 +291,13 @@ class Store:
     def resident_id_of_pseudonym(self, pseudonym: str) -> str | None:
         """The resident ID behind a pseudonym issued to any recipient."""
         with self.transaction() as session:
-            return session.scalars(
-                select(SubjectPseudonym.resident_id).where(SubjectPseudonym.pseudonym == pseudonym)
-            ).first()
+            return self.resident_id_of_pseudonym_in(session, pseudonym)
+
+    @staticmethod
+    def resident_id_of_pseudonym_in(session: Session, pseudonym: str) -> str | None:
+        return session.scalars(
+            select(SubjectPseudonym.resident_id).where(SubjectPseudonym.pseudonym == pseudonym)
+        ).first()
 
     def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
         with self.transaction() as session:
