@@ -6,14 +6,11 @@ servicer only translates to and from the wire.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import structlog
 from google.protobuf.message import Message
@@ -25,6 +22,7 @@ from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
 from gateway.committer import GroupCommitter, Hook, Pending
 from gateway.config import Settings
+from gateway.deliveries import DeliveryRecorder
 from gateway.errors import (
     Conflict,
     FieldViolation,
@@ -37,76 +35,22 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.linkage import Accepted, AlertDraft, LinkageContext, Linkages
-from gateway.policy import Policy, Route
+from gateway.policy import Policy
+from gateway.routing import Lookups, Router, Routing, sha256_hex, unit_code
 from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.security import jws, pseudonyms, tokens
+from gateway.security import jws, tokens
 from gateway.security.keys import CachedKeys
 from gateway.signer import GatewaySigner
 from gateway.store.models import StoredMessage
-from gateway.store.repository import NewMessage, NewOutboxRow, Store
+from gateway.store.repository import NewMessage, Store
 from gateway.units import Units
-from gateway.views import CONDITIONS, apply_view
 
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
 #: The principal id alerts are sent as (role "gateway" in the policy).
 GATEWAY_PRINCIPAL = "gateway"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class _RecipientContext:
-    """ViewContext for one recipient; remembers the pseudonyms it handed out."""
-
-    recipient: str
-    key: bytes
-    today: date
-    lookups: _Lookups
-    issued: dict[str, str] = field(default_factory=dict)  # pseudonym -> resident id
-
-    def pseudonym(self, resident_id: str) -> str:
-        value = pseudonyms.pseudonym(self.key, resident_id)
-        self.issued[value] = resident_id.upper()
-        return value
-
-    def is_referred(self, resident_id: str) -> bool:
-        return self.lookups.referred(self.recipient, pseudonyms.pseudonym(self.key, resident_id))
-
-    def resolve_pseudonym(self, pseudonym: str) -> str | None:
-        return self.lookups.resolve(pseudonym)
-
-
-@dataclass(frozen=True)
-class _Lookups:
-    """Database look-ups routing needs, in their own transactions or in the
-    caller's (inside the commit, where SQLite allows no second writer)."""
-
-    referred: Callable[[str, str], bool]
-    resolve: Callable[[str], str | None]
-
-    @classmethod
-    def of_store(cls, store: Store) -> _Lookups:
-        return cls(store.is_referred, store.resident_id_of_pseudonym)
-
-    @classmethod
-    def in_session(cls, session: Session) -> _Lookups:
-        return cls(
-            lambda recipient, pseudonym: Store.is_referred_in(session, recipient, pseudonym),
-            lambda pseudonym: Store.resident_id_of_pseudonym_in(session, pseudonym),
-        )
-
-
-@dataclass(frozen=True)
-class _Routing:
-    outbox: list[NewOutboxRow]
-    events: list[AuditEvent]
-    pseudonyms: list[tuple[str, str, str]]
-    referred: list[tuple[str, str]]
 
 
 class ExchangeService:
@@ -133,6 +77,7 @@ class ExchangeService:
         self.units = units
         self.signer = signer
         self.pseudonym_key = pseudonym_key
+        self.router = Router(policy, signer, pseudonym_key)
         self.subject_key = subject_key
         self.settings = settings
         self.clock = clock
@@ -288,8 +233,8 @@ class ExchangeService:
                 violations,
             )
         accepted_at = datetime.fromtimestamp(now, UTC)
-        routing = self._route(
-            envelope, message, digest, accepted_at, today, _Lookups.of_store(self.store)
+        routing = self.router.route(
+            envelope, message, digest, accepted_at, today, Lookups.of_store(self.store)
         )
         pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
         if self.linkages.handles(envelope.kind):
@@ -304,7 +249,7 @@ class ExchangeService:
         message: Message,
         digest: str,
         accepted_at: datetime,
-        routing: _Routing,
+        routing: Routing,
         kid: str,
     ) -> Pending:
         recipients = [r.recipient for r in routing.outbox if r.destination == "inbox"]
@@ -323,7 +268,7 @@ class ExchangeService:
                 payload=envelope.payload,
                 payload_sha256=digest,
                 signature=envelope.signature,
-                unit_code=_unit_code(message),
+                unit_code=unit_code(message),
                 accepted_at=accepted_at,
                 outbox=routing.outbox,
                 pseudonyms=routing.pseudonyms,
@@ -408,13 +353,13 @@ class ExchangeService:
             ),
         )
         digest = sha256_hex(payload)
-        routing = self._route(
+        routing = self.router.route(
             envelope,
             alert,
             digest,
             raised_at,
             raised_at.date(),
-            _Lookups.in_session(session),
+            Lookups.in_session(session),
         )
         pending = self._pending(envelope, alert, digest, raised_at, routing, self.signer.kid)
         pending.events.append(
@@ -483,117 +428,6 @@ class ExchangeService:
             ]
         )
         return envelope_pb2.Receipt.FromString(existing.receipt)
-
-    def _route(
-        self,
-        envelope: envelope_pb2.Envelope,
-        message: Message,
-        digest: str,
-        accepted_at: datetime,
-        today: date,
-        lookups: _Lookups,
-    ) -> _Routing:
-        outbox: list[NewOutboxRow] = []
-        events: list[AuditEvent] = []
-        issued: list[tuple[str, str, str]] = []
-        referrals: list[tuple[str, str]] = []
-        for route in self.policy.routes_for(envelope.kind):
-            ctx = _RecipientContext(
-                route.recipient, self.pseudonym_key(route.recipient), today, lookups
-            )
-            if route.when and not CONDITIONS[route.when](message, ctx):
-                continue
-            view = apply_view(route.view, message, ctx)
-            row = self._delivery_row(envelope, digest, accepted_at, route, kinds.encode(view))
-            outbox.append(row)
-            events.append(
-                AuditEvent(
-                    audit.ROUTED,
-                    "gateway",
-                    mid=envelope.mid,
-                    kind=envelope.kind,
-                    detail={
-                        "recipient": route.recipient,
-                        "policy": route.id,
-                        "view": route.view,
-                        "view_sha256": row.view_sha256,
-                        "policy_sha256": self.policy.digest,
-                    },
-                )
-            )
-            issued += [(route.recipient, p, rid) for p, rid in ctx.issued.items()]
-            if envelope.kind == kinds.SERVICE_REFERRAL:
-                referrals += [(route.recipient, p) for p in ctx.issued]
-        outbox.append(self._feed_row(envelope, message, digest, accepted_at))
-        return _Routing(outbox, events, issued, referrals)
-
-    def _delivery(
-        self,
-        envelope: envelope_pb2.Envelope,
-        digest: str,
-        accepted_at: datetime,
-        recipient: str,
-        policy_id: str,
-        view: bytes,
-    ) -> envelope_pb2.Delivery:
-        view_digest = sha256_hex(view)
-        delivery = envelope_pb2.Delivery(
-            mid=envelope.mid,
-            kind=envelope.kind,
-            sender=envelope.sender,
-            recipient=recipient,
-            payload=view,
-            payload_sha256=view_digest,
-            original_payload_sha256=digest,
-            original_signature=envelope.signature,
-            policy_id=policy_id,
-        )
-        delivery.accepted_at.FromDatetime(accepted_at)
-        delivery.signature = self.signer.sign(
-            {
-                "mid": envelope.mid,
-                "kind": envelope.kind,
-                "sub": recipient,
-                "snd": envelope.sender,
-                "sha256": view_digest,
-                "orig_sha256": digest,
-                "policy": policy_id,
-                "iat": int(accepted_at.timestamp()),
-            }
-        )
-        return delivery
-
-    def _delivery_row(
-        self,
-        envelope: envelope_pb2.Envelope,
-        digest: str,
-        accepted_at: datetime,
-        route: Route,
-        view: bytes,
-    ) -> NewOutboxRow:
-        delivery = self._delivery(envelope, digest, accepted_at, route.recipient, route.id, view)
-        return NewOutboxRow(
-            destination="inbox",
-            recipient=route.recipient,
-            routing_key=route.recipient,
-            policy_id=route.id,
-            view_sha256=delivery.payload_sha256,
-            body=delivery.SerializeToString(deterministic=True),
-        )
-
-    def _feed_row(
-        self, envelope: envelope_pb2.Envelope, message: Message, digest: str, accepted_at: datetime
-    ) -> NewOutboxRow:
-        delivery = self._delivery(envelope, digest, accepted_at, "feed", "feed", envelope.payload)
-        unit = _unit_code(message) or "none"
-        return NewOutboxRow(
-            destination="feed",
-            recipient="",
-            routing_key=f"{envelope.kind}.{unit}.{envelope.sender}",
-            policy_id="feed",
-            view_sha256=digest,
-            body=delivery.SerializeToString(deterministic=True),
-        )
 
     def _receipt(
         self,
@@ -713,55 +547,6 @@ class ExchangeService:
         return self.deliveries.record(recipient, messages, event)
 
 
-class DeliveryRecorder:
-    """Coalesces delivery records into jobs of the group committer."""
-
-    def __init__(self, store: Store, committer: GroupCommitter) -> None:
-        self._store = store
-        self._committer = committer
-        self._lock = threading.Lock()
-        self._buffer: list[tuple[str, list[tuple[str, str]], str, Future[None]]] = []
-        self._scheduled = False
-
-    def record(
-        self, recipient: str, messages: Sequence[tuple[str, str]], event: str
-    ) -> Future[None]:
-        future: Future[None] = Future()
-        with self._lock:
-            self._buffer.append((recipient, list(messages), event, future))
-            schedule, self._scheduled = not self._scheduled, True
-        if schedule:
-            self._schedule()
-        return future
-
-    def _schedule(self) -> None:
-        drained: list[Future[None]] = []
-
-        def job(session: Session) -> list[Pending]:
-            with self._lock:
-                items, self._buffer, self._scheduled = self._buffer, [], False
-            for recipient, messages, event, future in items:
-                self._store.record_deliveries(session, recipient, messages, event)
-                drained.append(future)
-            return []
-
-        def settle(done: Future[list[StoredMessage]]) -> None:
-            error = done.exception()
-            for future in drained:
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(_as_gateway_error(error))
-
-        self._committer.execute(job).add_done_callback(settle)
-
-
-def _as_gateway_error(error: BaseException) -> BaseException:
-    if isinstance(error, DBAPIError):
-        return _unavailable(error)
-    return error
-
-
 def _delivery_state(row: object) -> int:
     if getattr(row, "acknowledged_at", None) is not None:
         return exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED
@@ -770,10 +555,6 @@ def _delivery_state(row: object) -> int:
     if getattr(row, "published_at", None) is not None:
         return exchange_pb2.DELIVERY_STATE_PUBLISHED
     return exchange_pb2.DELIVERY_STATE_ROUTED
-
-
-def _unit_code(message: Message) -> str:
-    return str(getattr(message, "unit_code", ""))
 
 
 def _is_uuid(value: str) -> bool:

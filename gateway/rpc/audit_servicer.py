@@ -22,13 +22,13 @@ from gateway.audit.service import AuditService, Entry, EntryFilter, Step, Subjec
 from gateway.bootstrap import Gateway, subject_keys
 from gateway.errors import GatewayError
 from gateway.exchange import ExchangeService
-from gateway.rpc.errors import to_grpc_status
-from gateway.rpc.exchange_servicer import (
+from gateway.rpc.common import (
     BAD_REQUEST,
     UNDECODABLE,
-    _certificate_agency,
-    _TolerantRegistration,
+    TolerantRegistration,
+    certificate_agency,
 )
+from gateway.rpc.errors import to_grpc_status
 from gateway.rpc.silian.v1 import audit_pb2, audit_pb2_grpc
 from gateway.security.tokens import bearer_from_metadata
 
@@ -60,7 +60,7 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
             raise BAD_REQUEST
         token = bearer_from_metadata(context.invocation_metadata() or ())
         return await self._run(
-            self._exchange.authenticate, token, _certificate_agency(context), roles
+            self._exchange.authenticate, token, certificate_agency(context), roles
         )
 
     async def GetCheckpoint(
@@ -152,7 +152,7 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
 
 def add_to_server(servicer: AuditServicer, server: grpc.aio.Server) -> None:
     """Register ``servicer``; undecodable requests get INVALID_ARGUMENT, as on Exchange."""
-    audit_pb2_grpc.add_AuditServicer_to_server(servicer, _TolerantRegistration(server))
+    audit_pb2_grpc.add_AuditServicer_to_server(servicer, TolerantRegistration(server))
 
 
 def _timestamp(value: datetime) -> Timestamp:

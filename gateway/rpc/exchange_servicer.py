@@ -19,6 +19,13 @@ from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
 from gateway.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
 from gateway.exchange import ExchangeService
+from gateway.rpc.common import (
+    BAD_REQUEST,
+    TolerantRegistration,
+    Undecodable,
+    certificate_agency,
+    undecodable,
+)
 from gateway.rpc.errors import to_grpc_status, to_rejection
 from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security.tokens import bearer_from_metadata
@@ -80,13 +87,13 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> str:
         token = bearer_from_metadata(context.invocation_metadata() or ())
-        return await self._run(self._service.authenticate, token, _certificate_agency(context))
+        return await self._run(self._service.authenticate, token, certificate_agency(context))
 
     async def Submit(
         self, request: exchange_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.SubmitResponse:
         try:
-            if _undecodable(request):
+            if undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
             receipt = await self._accept(request.envelope, caller)
@@ -144,9 +151,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             feeder.cancel()
 
     async def _submit_one(
-        self, request: exchange_pb2.SubmitStreamRequest | _Undecodable, caller: str
+        self, request: exchange_pb2.SubmitStreamRequest | Undecodable, caller: str
     ) -> exchange_pb2.SubmitStreamResponse:
-        if isinstance(request, _Undecodable):
+        if isinstance(request, Undecodable):
             return exchange_pb2.SubmitStreamResponse(rejection=to_rejection(BAD_REQUEST))
         envelope = request.envelope
         try:
@@ -161,7 +168,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
         try:
-            if _undecodable(request):
+            if undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
         except GatewayError as err:
@@ -227,7 +234,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         settles them on the broker: acknowledged ones leave the inbox, rejected
         ones are delivered again (and dead-lettered past the delivery limit)."""
         try:
-            if _undecodable(request):
+            if undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
             if not request.delivery_ids and not request.rejected_delivery_ids:
@@ -279,7 +286,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self, request: exchange_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.GetStatusResponse:
         try:
-            if _undecodable(request):
+            if undecodable(request):
                 raise BAD_REQUEST
             caller = await self._caller(context)
             return await self._run(self._service.status, caller, request.mid)
@@ -293,56 +300,5 @@ def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: obje
     loop.call_soon_threadsafe(queue.put_nowait, item)
 
 
-class _Undecodable:
-    """Stands in for a request whose bytes are not the expected protobuf."""
-
-
-UNDECODABLE = _Undecodable()
-
-
-def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception:  # protobuf raises DecodeError, and others on odd input
-            return UNDECODABLE
-
-    return deserialize
-
-
-class _TolerantRegistration:
-    """Wraps a server so generated handlers decode requests without raising:
-    an undecodable request then gets INVALID_ARGUMENT from the servicer
-    instead of grpc's generic INTERNAL."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        self._server.add_registered_method_handlers(
-            service,
-            {
-                name: handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
-                for name, handler in handlers.items()
-            },
-        )
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        """Registered handlers above take precedence; nothing else to add."""
-
-
 def add_to_server(servicer: ExchangeServicer, server: grpc.aio.Server) -> None:
-    exchange_pb2_grpc.add_ExchangeServicer_to_server(servicer, _TolerantRegistration(server))
-
-
-def _undecodable(request: Any) -> bool:
-    return request is UNDECODABLE
-
-
-BAD_REQUEST = InvalidMessage("UNPARSEABLE_REQUEST", "the request is not a valid protobuf message")
-
-
-def _certificate_agency(context: grpc.aio.ServicerContext) -> str | None:
-    """The agency named by the client certificate's common name, under mTLS."""
-    names = (context.auth_context() or {}).get("x509_common_name")
-    return names[0].decode() if names else None
+    exchange_pb2_grpc.add_ExchangeServicer_to_server(servicer, TolerantRegistration(server))
