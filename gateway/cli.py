@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -270,6 +271,107 @@ def keys_gateway() -> None:
     from gateway import bootstrap
 
     click.echo(json.dumps(bootstrap.gateway_signer(_settings()).jwks(), indent=2))
+
+
+# --- the bureau's feed --------------------------------------------------------------
+
+
+@main.group()
+def feed() -> None:
+    """The bureau's feed of every accepted message and alert (RabbitMQ topic
+    exchange <prefix>.feed and stream <prefix>.feed.stream)."""
+
+
+def _choice(value: str | None, valid: list[str], what: str) -> str | None:
+    if value is not None and value not in valid:
+        raise click.BadParameter(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def _start(value: str | None) -> int | datetime | str | None:
+    if value is None or value in ("first", "last", "next"):
+        return value
+    if value.isdigit():
+        return int(value)
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an offset, an ISO time (2026-11-27T08:00), first, last or next"
+        ) from None
+
+
+@feed.command("tail")
+@click.option("--unit", help="Only this unit's messages (a county-level code such as 610302).")
+@click.option("--kind", help="Only this kind (roster.change, alert, …).")
+@click.option(
+    "--from",
+    "start",
+    metavar="OFFSET|TIME|first|last",
+    help="Replay the stream from an offset or a time; default: live from now.",
+)
+@click.option("--max", "limit", type=int, default=0, help="Stop after N messages (0: no limit).")
+@click.option(
+    "--idle",
+    type=float,
+    default=0.0,
+    help="Stop after this many seconds without a message (0: never).",
+)
+@friendly_errors
+def feed_tail(
+    unit: str | None, kind: str | None, start: str | None, limit: int, idle: float
+) -> None:
+    """Print the feed readably: time, kind, unit, sender, message id, and whether
+    the gateway's signature verifies."""
+    import threading
+    import time
+
+    from gateway import bootstrap
+    from gateway.broker.topology import Names
+    from gateway.feed import FeedMessage, tail
+
+    settings = _settings()
+    _choice(unit, bootstrap.load_units(settings).codes(), "unit")
+    _choice(kind, kinds.known_kinds(), "kind")
+    public = bootstrap.gateway_signer(settings).public
+    stop = threading.Event()
+    seen = 0
+    last = time.monotonic()
+
+    def show(message: FeedMessage) -> None:
+        nonlocal seen, last
+        accepted = message.delivery.accepted_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        mark = "✓" if message.verified else "✗ BAD SIGNATURE"
+        where = "" if message.offset is None else f"#{message.offset} "
+        click.echo(
+            f"{where}{accepted}  {message.kind:<26} {message.unit:<7} "
+            f"{message.sender:<14} {message.delivery.mid}  {mark}"
+        )
+        seen += 1
+        last = time.monotonic()
+        if limit and seen >= limit:
+            stop.set()
+
+    def watchdog() -> None:
+        while not stop.wait(0.5):
+            if idle and time.monotonic() - last > idle:
+                stop.set()
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        tail(
+            settings.amqp_url,
+            Names(settings.broker_prefix),
+            public,
+            show,
+            stop,
+            kind=kind,
+            unit=unit,
+            start=_start(start),
+            idle_seconds=0.5,
+        )
+    except KeyboardInterrupt:
+        stop.set()
 
 
 # --- dead letters ------------------------------------------------------------------

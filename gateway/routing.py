@@ -25,6 +25,11 @@ from gateway.signer import GatewaySigner
 from gateway.store.repository import NewOutboxRow, Store
 from gateway.views import CONDITIONS, apply_view
 
+#: Recipient and policy id of the bureau feed's copies.
+FEED = "feed"
+#: AMQP header carrying the gateway's signature of a feed message.
+SIGNATURE_HEADER = "x-silian-signature"
+
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -199,13 +204,17 @@ class Router:
     def _feed_row(
         self, envelope: envelope_pb2.Envelope, message: Message, digest: str, accepted_at: datetime
     ) -> NewOutboxRow:
-        delivery = self._delivery(envelope, digest, accepted_at, "feed", "feed", envelope.payload)
+        """The bureau feed's copy: the full payload, signed like a delivery, on
+        routing key ``<kind>.<unit>.<sender>``; the signature also travels as the
+        header ``x-silian-signature`` for consumers that filter before parsing."""
+        delivery = self._delivery(envelope, digest, accepted_at, FEED, FEED, envelope.payload)
         unit = unit_code(message) or "none"
         return NewOutboxRow(
             destination="feed",
             recipient="",
             routing_key=f"{envelope.kind}.{unit}.{envelope.sender}",
-            policy_id="feed",
+            policy_id=FEED,
             view_sha256=digest,
             body=delivery.SerializeToString(deterministic=True),
+            headers={SIGNATURE_HEADER: delivery.signature},
         )

@@ -43,8 +43,9 @@ def database_url(
 
 
 @pytest.fixture(scope="module")
-def broker_prefix() -> Iterator[str]:
-    """A broker name prefix of this module's own; what it declared is deleted after."""
+def broker_prefix(database_url: str) -> Iterator[str]:
+    """A broker name prefix of this module's own (one per database it runs on);
+    what it declared is deleted after."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     yield prefix
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, tuple_, update
@@ -52,6 +52,7 @@ class NewOutboxRow:
     policy_id: str
     view_sha256: str
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class Store:
                 policy_id=row.policy_id,
                 view_sha256=row.view_sha256,
                 body=row.body,
-                headers={},
+                headers=dict(row.headers),
                 created_at=message.accepted_at,
             )
             for row in message.outbox
