@@ -46,7 +46,8 @@ class _ReceiveSession:
     id: str
     agency: str
     consumer: InboxConsumer
-    held: dict[int, tuple[str, str]] = field(default_factory=dict)  # tag -> (sender, mid)
+    #: delivery tag -> ((sender, mid), kind) of deliveries not yet settled
+    held: dict[int, tuple[tuple[str, str], str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class _Held:
     session: _ReceiveSession
     tag: int
     message: tuple[str, str]  # (sender, mid)
+    kind: str
 
 
 def _log_failure(future: Future[None]) -> None:
@@ -205,7 +207,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 delivery = envelope_pb2.Delivery.FromString(item.body)
                 delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
                 delivery.redelivered = item.redelivered
-                session.held[item.delivery_tag] = (delivery.sender, delivery.mid)
+                session.held[item.delivery_tag] = ((delivery.sender, delivery.mid), delivery.kind)
                 self._service.record(
                     caller, [(delivery.sender, delivery.mid)], audit.DELIVERED
                 ).add_done_callback(_log_failure)
@@ -259,7 +261,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         for held in [*acked, *rejected]:
             held.session.held.pop(held.tag, None)
             log.info(
-                "delivery.settled", mid=held.message[1], agency=caller, acknowledged=held in acked
+                "delivery.settled",
+                mid=held.message[1],
+                agency=caller,
+                kind=held.kind,
+                acknowledged=held in acked,
             )
         return exchange_pb2.AcknowledgeResponse(
             acknowledged=len(acked) + len(rejected),
@@ -278,7 +284,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             if session is None or session.agency != caller or tag not in session.held:
                 unknown.append(delivery_id)
             else:
-                held.append(_Held(session, tag, session.held[tag]))
+                held.append(_Held(session, tag, *session.held[tag]))
         held.sort(key=lambda h: h.session.id)
         return held, unknown
 
