@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,15 +22,18 @@ from sqlalchemy.orm import Session
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
 from gateway.errors import GatewayError, Unavailable
+from gateway.linkage import BatchState, flush
 from gateway.store.models import StoredMessage
 from gateway.store.repository import NewMessage, ReceiptSigner, Store
 
 log = structlog.get_logger(__name__)
 
-#: Runs inside the batch transaction for one message (its linkage hooks);
-#: returns further messages to store with it (alerts it raised). May raise a
-#: GatewayError to refuse this message alone.
-Hook = Callable[[Session], "list[Pending]"]
+#: Runs inside the batch transaction for one message (its linkage hooks) with
+#: the batch's staged linkage state; returns further messages to store with it
+#: (alerts it raised). May raise a GatewayError to refuse this message alone;
+#: it stages its state only once it accepted the message, so no savepoint is
+#: needed.
+Hook = Callable[[Session, BatchState], "list[Pending]"]
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Pending:
     future: Future[StoredMessage] = field(default_factory=Future)
     #: The acceptance's audit index once this message itself was stored.
     audit_index: int = -1
+    #: (linkage, key) of the linkage state its hook reads, read ahead per batch.
+    state_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -66,7 +72,11 @@ class GroupCommitter:
     """Collects pending messages and commits them in batches on its own thread."""
 
     def __init__(
-        self, store: Store, *, max_batch: int = 500, on_commit: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        *,
+        max_batch: int = 500,
+        on_commit: Callable[[Sequence[NewMessage]], None] = lambda stored: None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
@@ -128,8 +138,8 @@ class GroupCommitter:
             log.exception("job.failed")
             job.future.set_exception(exc)
             return
-        if stored:
-            self._on_commit()
+        if produced:
+            self._on_commit([p.message for p in produced])
         job.future.set_result(stored)
 
     def _commit(self, batch: list[Pending]) -> None:
@@ -148,8 +158,9 @@ class GroupCommitter:
         except Exception as exc:  # a bug: fail the batch, keep the writer alive
             log.exception("commit.crashed", batch=len(batch))
             outcomes = [_Outcome(p, error=exc) for p in batch]
-        if any(o.stored is not None for o in outcomes):
-            self._on_commit()
+        new = [p.message for o in outcomes for p in o.accepted if p.audit_index >= 0]
+        if new:
+            self._on_commit(new)
         for outcome in outcomes:
             if outcome.error is not None:
                 outcome.pending.future.set_exception(outcome.error)
@@ -174,7 +185,11 @@ class GroupCommitter:
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         with self._store.transaction() as session:
             staged: dict[tuple[str, str], _Outcome] = {}
-            outcomes = [self._stage(session, pending, staged) for pending in batch]
+            state = BatchState()
+            state.prefetch(session, [name for p in batch for name in p.state_keys])
+            known = self._store.find_messages(session, [_key(p) for p in batch])
+            outcomes = [self._stage(session, pending, staged, known, state) for pending in batch]
+            flush(session, state.staged, datetime.now(UTC))
             rejections = []
             for outcome in outcomes:
                 if isinstance(outcome.error, GatewayError) and outcome.pending.rejection:
@@ -193,25 +208,28 @@ class GroupCommitter:
         """Append every pending message's audit entries (then ``extra``) and
         store the messages with receipts naming their acceptance's index."""
         indexes = audit.append(session, [e for p in pendings for e in p.events] + list(extra))
-        stored: dict[tuple[str, str], StoredMessage] = {}
+        accepted = []
         position = 0
         for pending in pendings:
             index = indexes[position]
             position += len(pending.events)
             pending.audit_index = index
-            stored[_key(pending)] = self._store.add_message(
-                session, pending.message, index, pending.receipt_for(index)
-            )
-        return stored
+            accepted.append((pending.message, index, pending.receipt_for(index)))
+        rows = self._store.add_messages(session, accepted)
+        return {_key(pending): row for pending, row in zip(pendings, rows, strict=True)}
 
     def _stage(
-        self, session: Session, pending: Pending, staged: dict[tuple[str, str], _Outcome]
+        self,
+        session: Session,
+        pending: Pending,
+        staged: dict[tuple[str, str], _Outcome],
+        known: dict[tuple[str, str], StoredMessage],
+        state: BatchState,
     ) -> _Outcome:
         """Decide one message's fate in the batch: a known mid returns the stored
         message (a mid twice in one batch is stored once), a refusing hook an
         error; otherwise it and any alerts its hook raised are to be stored."""
-        message = pending.message
-        existing = self._store.find_message(session, message.sender, message.mid)
+        existing = known.get(_key(pending))
         if existing is not None:
             return _Outcome(pending, stored=existing)
         if _key(pending) in staged:
@@ -219,8 +237,7 @@ class GroupCommitter:
         outcome = _Outcome(pending, accepted=[pending])
         if pending.hook is not None:
             try:
-                with session.begin_nested():
-                    outcome.accepted += pending.hook(session)
+                outcome.accepted += pending.hook(session, state)
             except GatewayError as err:
                 return _Outcome(pending, error=err)
         staged[_key(pending)] = outcome

@@ -47,9 +47,10 @@ class DeliveryRecorder:
         def job(session: Session) -> list[Pending]:
             with self._lock:
                 items, self._buffer, self._scheduled = self._buffer, [], False
-            for recipient, messages, event, future in items:
-                self._store.record_deliveries(session, recipient, messages, event)
-                drained.append(future)
+            self._store.record_delivery_batch(
+                session, [(recipient, event, messages) for recipient, messages, event, _ in items]
+            )
+            drained.extend(future for *_, future in items)
             return []
 
         def settle(done: Future[list[StoredMessage]]) -> None:

@@ -34,9 +34,17 @@ from gateway.errors import (
     Unauthenticated,
     Unavailable,
 )
-from gateway.linkage import Accepted, AlertDraft, LinkageContext, Linkages
+from gateway.linkage import (
+    Accepted,
+    AlertDraft,
+    BatchState,
+    LinkageContext,
+    Linkages,
+    Staged,
+    flush,
+)
 from gateway.policy import Policy
-from gateway.routing import Lookups, Router, Routing, sha256_hex, unit_code
+from gateway.routing import Lookups, ReferralCache, Router, Routing, sha256_hex, unit_code
 from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.rpc.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws, tokens
@@ -84,7 +92,14 @@ class ExchangeService:
         self.linkages = linkages or Linkages()
         #: Keys are cached briefly: a revocation takes effect within this time.
         self.keys = CachedKeys(store, key_cache_seconds)
-        self.committer = GroupCommitter(store, max_batch=commit_batch, on_commit=on_accept)
+        self.referrals = ReferralCache(store)
+
+        def committed(messages: Sequence[NewMessage]) -> None:
+            if any(message.referred for message in messages):
+                self.referrals.invalidate()
+            on_accept()
+
+        self.committer = GroupCommitter(store, max_batch=commit_batch, on_commit=committed)
         self.deliveries = DeliveryRecorder(store, self.committer)
 
     # --- authentication --------------------------------------------------------
@@ -218,10 +233,10 @@ class ExchangeService:
             now=now,
             max_skew_seconds=self.settings.clock_skew_seconds,
         )
+        # A known mid is recognised in the commit's transaction, not here: a
+        # read per message before the commit would cost more than the rare
+        # retry saves.
         digest = sha256_hex(envelope.payload)
-        existing = self.store.message(envelope.sender, envelope.mid)
-        if existing is not None:
-            return self._duplicate(existing, digest, caller)
         message = kinds.decode(envelope.kind, envelope.payload)
         today = datetime.fromtimestamp(now, UTC).date()
         violations = validation.validate(envelope.kind, message, units=self.units, today=today)
@@ -234,10 +249,22 @@ class ExchangeService:
             )
         accepted_at = datetime.fromtimestamp(now, UTC)
         routing = self.router.route(
-            envelope, message, digest, accepted_at, today, Lookups.of_store(self.store)
+            envelope,
+            message,
+            digest,
+            accepted_at,
+            today,
+            Lookups.of_store(self.store, self.referrals),
         )
         pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
         if self.linkages.handles(envelope.kind):
+            accepted = Accepted(envelope.kind, caller, envelope.mid, message, accepted_at)
+            for linkage in self.linkages.for_kind(envelope.kind):
+                state_keys = getattr(linkage, "state_keys", None)
+                if state_keys is not None:
+                    pending.state_keys += [
+                        (linkage.name, k) for k in state_keys(accepted, self.subject_key)
+                    ]
             pending.hook = self._linkage_hook(
                 envelope.kind, caller, envelope.mid, message, accepted_at
             )
@@ -293,8 +320,9 @@ class ExchangeService:
         """Runs the linkages of ``kind`` in the commit's transaction; the alerts
         they raise become messages stored in the same transaction."""
 
-        def hook(session: Session) -> list[Pending]:
+        def hook(session: Session, batch: BatchState) -> list[Pending]:
             accepted = Accepted(kind, sender, mid, message, accepted_at)
+            overlay: Staged = {}
             drafts = []
             for linkage in self.linkages.for_kind(kind):
                 ctx = LinkageContext(
@@ -303,9 +331,13 @@ class ExchangeService:
                     subject_key=self.subject_key,
                     units=self.units,
                     now=accepted_at,
+                    batch=batch,
+                    overlay=overlay,
                 )
                 drafts += linkage.on_accepted(accepted, ctx)
-            return [self._alert(session, draft, accepted_at) for draft in drafts]
+            alerts = [self._alert(session, draft, accepted_at) for draft in drafts]
+            batch.staged.update(overlay)  # only once every linkage accepted the message
+            return alerts
 
         return hook
 
@@ -315,6 +347,7 @@ class ExchangeService:
 
         def job(session: Session) -> list[Pending]:
             raised = []
+            batch = BatchState()
             for linkage in self.linkages.all:
                 ctx = LinkageContext(
                     session,
@@ -322,8 +355,11 @@ class ExchangeService:
                     subject_key=self.subject_key,
                     units=self.units,
                     now=moment,
+                    batch=batch,
                 )
                 raised += [self._alert(session, d, moment) for d in linkage.sweep(ctx)]
+                batch.staged.update(ctx.overlay)
+            flush(session, batch.staged, moment)
             return raised
 
         return len(self.committer.execute(job).result())

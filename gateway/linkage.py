@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import structlog
 from google.protobuf.message import Message
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gateway.rpc.silian.v1 import payloads_pb2 as pb
@@ -56,9 +58,48 @@ class AlertDraft:
     subject: pb.Subject | None = None
 
 
+#: Linkage state written but not yet flushed: (linkage, key) -> value.
+Staged = dict[tuple[str, str], dict[str, Any]]
+
+
+@dataclass
+class BatchState:
+    """Linkage state of one commit batch: what its hooks staged, and what was
+    read ahead for them in one query (None: known to be absent)."""
+
+    staged: Staged = field(default_factory=dict)
+    fetched: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+
+    def prefetch(self, session: Session, names: Sequence[tuple[str, str]]) -> None:
+        """Read these (linkage, key) in one query, so hooks' ``get`` costs no round trip."""
+        wanted = sorted(set(names) - set(self.fetched))
+        if not wanted:
+            return
+        self.fetched.update(dict.fromkeys(wanted))
+        rows = session.execute(
+            select(LinkageState.linkage, LinkageState.key, LinkageState.value).where(
+                LinkageState.linkage.in_({linkage for linkage, _ in wanted}),
+                LinkageState.key.in_({key for _, key in wanted}),
+            )
+        )
+        self.fetched.update(
+            {
+                (linkage, key): value
+                for linkage, key, value in rows
+                if (linkage, key) in self.fetched
+            }
+        )
+
+
 class LinkageContext:
     """A linkage's view of the transaction: its own namespaced state, the
-    subject key of a resident ID, the units and the current time."""
+    subject key of a resident ID, the units and the current time.
+
+    Writes are kept in ``overlay`` until the hook returns; the caller then
+    merges them into the batch's ``staged`` writes (or drops them when the
+    hook refused the message), and ``flush`` stores them all at once. Reads
+    see this hook's writes, then the batch's, then the database.
+    """
 
     def __init__(
         self,
@@ -68,30 +109,39 @@ class LinkageContext:
         subject_key: Callable[[str], str],
         units: Units,
         now: datetime,
+        batch: BatchState | None = None,
+        overlay: Staged | None = None,
     ) -> None:
         self._session = session
         self.linkage = linkage
         self.subject_key = subject_key
         self.units = units
         self.now = now
+        self._batch = batch or BatchState()
+        self._staged = self._batch.staged
+        self.overlay = {} if overlay is None else overlay
 
     @property
     def today(self) -> date:
         return self.now.astimezone(UTC).date()
 
     def get(self, key: str) -> dict[str, Any] | None:
-        row = self._session.get(LinkageState, (self.linkage, key))
-        return dict(row.value) if row else None
+        name = (self.linkage, key)
+        for layer in (self.overlay, self._staged):
+            if name in layer:
+                return dict(layer[name])
+        if name in self._batch.fetched:
+            known = self._batch.fetched[name]
+            return dict(known) if known is not None else None
+        value = self._session.execute(
+            select(LinkageState.value).where(
+                LinkageState.linkage == self.linkage, LinkageState.key == key
+            )
+        ).scalar_one_or_none()
+        return dict(value) if value is not None else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        row = self._session.get(LinkageState, (self.linkage, key))
-        if row is None:
-            self._session.add(
-                LinkageState(linkage=self.linkage, key=key, value=value, updated_at=self.now)
-            )
-        else:
-            row.value = value
-            row.updated_at = self.now
+        self.overlay[(self.linkage, key)] = dict(value)
 
     def resident_id_of(self, pseudonym: str) -> str | None:
         """The resident ID behind a pseudonym the gateway issued to a partner."""
@@ -103,12 +153,40 @@ class LinkageContext:
 
     def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """All (key, value) of this linkage whose key starts with ``prefix``."""
-        rows = self._session.scalars(
-            select(LinkageState)
-            .where(LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix))
-            .order_by(LinkageState.key)
+        rows = self._session.execute(
+            select(LinkageState.key, LinkageState.value).where(
+                LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix)
+            )
         )
-        return [(row.key, dict(row.value)) for row in rows]
+        found = {key: dict(value) for key, value in rows}
+        for layer in (self._staged, self.overlay):
+            found.update(
+                {
+                    k: dict(v)
+                    for (n, k), v in layer.items()
+                    if n == self.linkage and k.startswith(prefix)
+                }
+            )
+        return sorted(found.items())
+
+
+def flush(session: Session, staged: Staged, now: datetime) -> None:
+    """Store staged linkage state in one multi-row upsert."""
+    if not staged:
+        return
+    rows = [
+        {"linkage": linkage, "key": key, "value": value, "updated_at": now}
+        for (linkage, key), value in staged.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(LinkageState)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["linkage", "key"],
+            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        ),
+        rows,
+    )
 
 
 class Linkage(Protocol):
@@ -122,6 +200,9 @@ class Linkage(Protocol):
     def on_accepted(self, accepted: Accepted, ctx: LinkageContext) -> list[AlertDraft]:
         """Update state for an accepted message; may raise a GatewayError to refuse it."""
         ...
+
+    # Optional: ``state_keys(accepted, subject_key) -> Iterable[str]`` names the state keys
+    # ``on_accepted`` will read, so a batch reads them all in one query.
 
     def sweep(self, ctx: LinkageContext) -> list[AlertDraft]:
         """Time-driven rules; called periodically. Must not raise the same alert twice."""

@@ -8,6 +8,8 @@ delivery is re-signed by the gateway, and the bureau's feed gets a copy.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -71,8 +73,8 @@ class Lookups:
     resolve: Callable[[str], str | None]
 
     @classmethod
-    def of_store(cls, store: Store) -> Lookups:
-        return cls(store.is_referred, store.resident_id_of_pseudonym)
+    def of_store(cls, store: Store, referrals: ReferralCache) -> Lookups:
+        return cls(referrals.is_referred, store.resident_id_of_pseudonym)
 
     @classmethod
     def in_session(cls, session: Session) -> Lookups:
@@ -88,6 +90,36 @@ class Routing:
     events: list[AuditEvent]
     pseudonyms: list[tuple[str, str, str]]
     referred: list[tuple[str, str]]
+
+
+class ReferralCache:
+    """Which pseudonyms were referred to each recipient, cached, because routing
+    asks for every message and recipient ("referred" routes) and the answer
+    rarely changes. Invalidate it when a commit stored a referral; entries
+    also expire after ``ttl_seconds`` (referrals made through another gateway
+    process)."""
+
+    def __init__(
+        self, store: Store, ttl_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def is_referred(self, recipient: str, pseudonym: str) -> bool:
+        with self._lock:
+            cached = self._sets.get(recipient)
+        if cached is None or self._clock() - cached[0] > self._ttl:
+            cached = (self._clock(), frozenset(self._store.referred_pseudonyms(recipient)))
+            with self._lock:
+                self._sets[recipient] = cached
+        return pseudonym in cached[1]
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._sets.clear()
 
 
 class Router:

@@ -8,6 +8,7 @@ builds SQL text from them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -35,4 +36,9 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
     psycopg_connection: Any = connection.connection.dbapi_connection
     with psycopg_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([row[name] for name in columns])
+            copy.write_row([_copy_value(row[name]) for name in columns])
+
+
+def _copy_value(value: Any) -> Any:
+    """COPY takes JSON columns as their text."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict | list) else value

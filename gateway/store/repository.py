@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, select, tuple_, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,9 +18,11 @@ from gateway.audit.log import AuditEvent
 from gateway.broker.relay import OutboxItem
 from gateway.errors import Conflict, NotFound, Unavailable
 from gateway.security.keys import KeyRecord
+from gateway.store.bulk import insert_rows
 from gateway.store.models import (
     Agency,
     AgencyKey,
+    Base,
     MessageSubject,
     OutboxRow,
     StoredMessage,
@@ -28,6 +31,10 @@ from gateway.store.models import (
 
 #: Makes the serialized, signed receipt once the acceptance's audit index is known.
 ReceiptSigner = Callable[[int], bytes]
+
+
+def _insert(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
+    insert_rows(session, table, rows)
 
 
 @contextmanager
@@ -208,45 +215,91 @@ class Store:
     def find_message(session: Session, sender: str, mid: str) -> StoredMessage | None:
         return session.get(StoredMessage, (sender, mid))
 
+    @staticmethod
+    def find_messages(
+        session: Session, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """The stored messages among these (sender, mid), in one query."""
+        if not keys:
+            return {}
+        # Two plain IN lists use the primary key on both databases; a row-value
+        # IN of hundreds of pairs plans slowly on PostgreSQL.
+        wanted = set(keys)
+        rows = session.scalars(
+            select(StoredMessage).where(
+                StoredMessage.sender.in_({sender for sender, _ in wanted}),
+                StoredMessage.mid.in_({mid for _, mid in wanted}),
+            )
+        )
+        return {(row.sender, row.mid): row for row in rows if (row.sender, row.mid) in wanted}
+
     def add_message(
         self, session: Session, message: NewMessage, audit_index: int, receipt: bytes
     ) -> StoredMessage:
-        """Add an accepted message with its outbox rows, pseudonyms and subject
-        index to the session's transaction (its audit entries are the caller's)."""
-        stored = StoredMessage(
-            sender=message.sender,
-            mid=message.mid,
-            kind=message.kind,
-            payload=message.payload,
-            payload_sha256=message.payload_sha256,
-            signature=message.signature,
-            unit_code=message.unit_code,
-            accepted_at=message.accepted_at,
-            audit_index=audit_index,
-            receipt=receipt,
-        )
-        session.add(stored)
-        session.add_all(
-            OutboxRow(
+        """Add one accepted message (see add_messages)."""
+        return self.add_messages(session, [(message, audit_index, receipt)])[0]
+
+    def add_messages(
+        self, session: Session, accepted: Sequence[tuple[NewMessage, int, bytes]]
+    ) -> list[StoredMessage]:
+        """Add accepted messages — (message, acceptance audit index, receipt) —
+        with their outbox rows, pseudonyms and subject index to the session's
+        transaction, one multi-row insert per table (their audit entries are
+        the caller's). Returns the stored messages (not attached to the session)."""
+        stored = [
+            StoredMessage(
                 sender=message.sender,
                 mid=message.mid,
                 kind=message.kind,
-                destination=row.destination,
-                recipient=row.recipient,
-                routing_key=row.routing_key,
-                policy_id=row.policy_id,
-                view_sha256=row.view_sha256,
-                body=row.body,
-                headers=dict(row.headers),
-                created_at=message.accepted_at,
+                payload=message.payload,
+                payload_sha256=message.payload_sha256,
+                signature=message.signature,
+                unit_code=message.unit_code,
+                accepted_at=message.accepted_at,
+                audit_index=audit_index,
+                receipt=receipt,
             )
-            for row in message.outbox
+            for message, audit_index, receipt in accepted
+        ]
+        columns = [c.key for c in StoredMessage.__table__.columns]
+        _insert(session, StoredMessage, [{c: getattr(m, c) for c in columns} for m in stored])
+        _insert(
+            session,
+            OutboxRow,
+            [
+                {
+                    "sender": message.sender,
+                    "mid": message.mid,
+                    "kind": message.kind,
+                    "destination": row.destination,
+                    "recipient": row.recipient,
+                    "routing_key": row.routing_key,
+                    "policy_id": row.policy_id,
+                    "view_sha256": row.view_sha256,
+                    "body": row.body,
+                    "headers": dict(row.headers),
+                    "created_at": message.accepted_at,
+                    "published_at": None,
+                    "unroutable_at": None,
+                    "delivered_at": None,
+                    "acknowledged_at": None,
+                }
+                for message, _, _ in accepted
+                for row in message.outbox
+            ],
         )
-        self._remember_pseudonyms(session, message)
-        session.add_all(
-            MessageSubject(subject_key=key, sender=message.sender, mid=message.mid)
-            for key in sorted(set(message.subject_keys))
+        _insert(
+            session,
+            MessageSubject,
+            [
+                {"subject_key": key, "sender": message.sender, "mid": message.mid}
+                for message, _, _ in accepted
+                for key in sorted(set(message.subject_keys))
+            ],
         )
+        for message, _, _ in accepted:
+            if message.pseudonyms:
+                self._remember_pseudonyms(session, message)
         return stored
 
     @staticmethod
@@ -273,6 +326,18 @@ class Store:
     def is_referred(self, recipient: str, pseudonym: str) -> bool:
         with self.transaction() as session:
             return self.is_referred_in(session, recipient, pseudonym)
+
+    def referred_pseudonyms(self, recipient: str) -> set[str]:
+        """Pseudonyms of the subjects referred to ``recipient``."""
+        with self.transaction() as session:
+            return set(
+                session.scalars(
+                    select(SubjectPseudonym.pseudonym).where(
+                        SubjectPseudonym.recipient == recipient,
+                        SubjectPseudonym.referred_at.is_not(None),
+                    )
+                )
+            )
 
     @staticmethod
     def is_referred_in(session: Session, recipient: str, pseudonym: str) -> bool:
@@ -383,39 +448,67 @@ class Store:
         """Record that ``recipient`` was handed (``delivered``), acknowledged, or
         gave back (``returned``) these (sender, mid) deliveries, with an audit
         entry each; returns how many outbox rows changed state."""
-        column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}.get(event)
-        if not messages:
-            return 0
+        return Store.record_delivery_batch(session, [(recipient, event, list(messages))])
+
+    @staticmethod
+    def record_delivery_batch(
+        session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
+    ) -> int:
+        """Record many (recipient, event, [(sender, mid)]) at once: one query and
+        one update per recipient and event, one audit append for all.
+
+        Outbox rows are updated before the audit head is locked — the order the
+        relay uses too — so the two never deadlock on PostgreSQL."""
         now = _now()
-        rows = {
-            (row.sender, row.mid): row
-            for row in session.scalars(
-                select(OutboxRow).where(
-                    OutboxRow.recipient == recipient,
-                    OutboxRow.destination == "inbox",
-                    tuple_(OutboxRow.sender, OutboxRow.mid).in_(list(messages)),
-                )
-            )
-        }
+        grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for recipient, event, messages in records:
+            grouped.setdefault((recipient, event), []).extend(messages)
         changed = 0
-        events = []
-        for sender, mid in messages:
-            row = rows.get((sender, mid))
-            if row is None:
-                continue
-            if column and getattr(row, column) is None:
-                setattr(row, column, now)
-                if row.delivered_at is None:
-                    row.delivered_at = now
-                changed += 1
-            events.append(
+        events: list[AuditEvent] = []
+        for (recipient, event), messages in grouped.items():
+            wanted = set(messages)
+            rows = {
+                (row.sender, row.mid): row
+                for row in session.scalars(
+                    select(OutboxRow).where(
+                        OutboxRow.sender.in_({sender for sender, _ in messages}),
+                        OutboxRow.mid.in_({mid for _, mid in messages}),
+                        OutboxRow.recipient == recipient,
+                        OutboxRow.destination == "inbox",
+                    )
+                )
+                if (row.sender, row.mid) in wanted
+            }
+            column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}
+            unset = [
+                row.id
+                for row in rows.values()
+                if event in column and getattr(row, column[event]) is None
+            ]
+            if unset:
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(unset))
+                    .values({column[event]: now})
+                    .execution_options(synchronize_session=False)
+                )
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(unset), OutboxRow.delivered_at.is_(None))
+                    .values(delivered_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                changed += len(unset)
+            events += [
                 AuditEvent(
                     event,
                     recipient,
                     mid=mid,
-                    kind=row.kind,
-                    detail={"sender": sender, "outbox_id": row.id},
+                    kind=rows[(sender, mid)].kind,
+                    detail={"sender": sender, "outbox_id": rows[(sender, mid)].id},
                 )
-            )
+                for sender, mid in messages
+                if (sender, mid) in rows
+            ]
         audit.append(session, events, now=now)
         return changed
