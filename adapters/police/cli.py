@@ -1,0 +1,15 @@
+"""``silian police …``: the police's connector commands (entry point ``silian.commands``)."""
+
+from __future__ import annotations
+
+from adapters.police.formats import EXPORTS, VerificationMapper
+from gateway.connectors import connector_commands
+
+police = connector_commands(
+    "police",
+    agency="police",
+    help="Police (公安) connector: import verification results, export the roster "
+    "and verification requests, watch an inbox folder.",
+    mapper=VerificationMapper,
+    exports=EXPORTS,
+)

@@ -1,0 +1,101 @@
+"""The procuratorate linkage's rules, run by the gateway (entry point
+``silian.linkages``): the finding lifecycle (``adapters.procuratorate.findings``)
+enforced on ``inspection.finding``, ``inspection.rectification`` and
+``inspection.closure`` — a message out of order is refused with
+FAILED_PRECONDITION — and a sweep raising FINDING_OVERDUE (high) once per
+deadline for a finding past its rectification deadline with no rectification.
+The default policy routes those alerts to the bureau and the procuratorate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+
+from adapters.procuratorate.findings import Finding, Step, repeated_finding, unknown_finding
+from gateway.connectors.fields import CHINA_TIME
+from gateway.connectors.labels import FINDING_CATEGORIES
+from gateway.errors import FieldViolation
+from gateway.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
+from gateway.linkage import Accepted, AlertDraft, LinkageContext
+from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.validation import ValidationContext, register_validator
+
+_PREFIX = "finding:"
+MAX_FINDING_ID = 128
+
+
+class ProcuratorateLinkage:
+    """Finding lifecycle and deadlines."""
+
+    name = "procuratorate"
+    kinds = frozenset({INSPECTION_FINDING, INSPECTION_RECTIFICATION, INSPECTION_CLOSURE})
+
+    def state_keys(self, accepted: Accepted, subject_key: Callable[[str], str]) -> list[str]:
+        """The finding ``on_accepted`` reads, so a batch reads them in one query."""
+        return [_PREFIX + str(getattr(accepted.message, "finding_id", ""))]
+
+    def on_accepted(self, accepted: Accepted, ctx: LinkageContext) -> list[AlertDraft]:
+        message = accepted.message
+        if isinstance(message, pb.InspectionFinding):
+            key = _PREFIX + message.finding_id
+            existing = ctx.get(key)
+            if existing is not None:
+                raise repeated_finding(Finding.from_state(existing))
+            finding = Finding.issue(message, accepted.mid, accepted.accepted_at)
+            ctx.put(key, finding.to_state())
+        elif isinstance(message, pb.InspectionRectification):
+            _advance(ctx, message.finding_id, Step.RECTIFICATION, accepted)
+        elif isinstance(message, pb.InspectionClosure):
+            reopened = message.decision == pb.CLOSURE_DECISION_REOPENED
+            step = Step.REOPENING if reopened else Step.CLOSURE
+            _advance(ctx, message.finding_id, step, accepted)
+        return []
+
+    def sweep(self, ctx: LinkageContext) -> list[AlertDraft]:
+        today = ctx.now.astimezone(CHINA_TIME).date()
+        drafts = []
+        for key, value in ctx.items(_PREFIX):
+            finding = Finding.from_state(value)
+            if not finding.overdue(today):
+                continue
+            finding.overdue_alerted_for = finding.deadline
+            ctx.put(key, finding.to_state())
+            drafts.append(_overdue_alert(finding))
+        return drafts
+
+
+def _advance(ctx: LinkageContext, finding_id: str, step: Step, accepted: Accepted) -> None:
+    key = _PREFIX + finding_id
+    value = ctx.get(key)
+    if value is None:
+        raise unknown_finding(finding_id, step)
+    finding = Finding.from_state(value)
+    finding.advance(step, accepted.mid, accepted.accepted_at)
+    ctx.put(key, finding.to_state())
+
+
+def _overdue_alert(finding: Finding) -> AlertDraft:
+    return AlertDraft(
+        alert_type=pb.ALERT_TYPE_FINDING_OVERDUE,
+        severity=pb.SEVERITY_HIGH,
+        unit_code=finding.unit_code,
+        description=(
+            f"整改逾期 finding {finding.finding_id} ({FINDING_CATEGORIES.label(finding.category)}, "
+            f"inspection {finding.inspection_id}) was due for rectification by "
+            f"{finding.deadline} and is {finding.state} with no rectification report"
+        ),
+        evidence_mids=finding.evidence(),
+    )
+
+
+def _finding_id_length(message: Message, context: ValidationContext) -> list[FieldViolation]:
+    finding_id = str(getattr(message, "finding_id", ""))
+    if len(finding_id) <= MAX_FINDING_ID:
+        return []
+    return [FieldViolation("payload.finding_id", f"must be at most {MAX_FINDING_ID} characters")]
+
+
+for _kind in ProcuratorateLinkage.kinds:
+    register_validator(_kind, _finding_id_length)
