@@ -26,7 +26,7 @@ from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.rpc.silian.v1 import audit_pb2, audit_pb2_grpc, envelope_pb2
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, referral, resident_id, verification_hit
+from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit
 
 Clients = Callable[[str], AgencyClient]
 
@@ -103,9 +103,13 @@ def test_later_checkpoints_are_consistent_with_earlier_ones(
     running: Running, client: Clients, as_principal: Callable[[str], Caller]
 ) -> None:
     auditor = as_principal("auditor")
-    first = client("police").submit(kinds.VERIFICATION_RESULT, verification_hit())
+    first = client("police").submit(
+        kinds.VERIFICATION_RESULT, verification_hit(enrolled(client("judicial")))
+    )
     old = _checkpoint_covering(running, auditor, first.audit_index)
-    second = client("police").submit(kinds.VERIFICATION_RESULT, verification_hit())
+    second = client("police").submit(
+        kinds.VERIFICATION_RESULT, verification_hit(enrolled(client("judicial")))
+    )
     new = _checkpoint_covering(running, auditor, second.audit_index)
     proof = auditor.GetConsistencyProof(
         audit_pb2.GetConsistencyProofRequest(first_tree_size=old.size, second_tree_size=new.size)
@@ -143,7 +147,7 @@ def test_subject_access_log_shows_who_received_a_person_and_why(
     assert (police.route_id, police.view, police.sender) == ("roster.police", "full", "judicial")
     assert police.purpose and police.routed.index and police.acknowledged.index
     ngo = accesses[(sent.mid, "ngo")]
-    assert (ngo.route_id, ngo.view) == ("referral.ngo", "pseudonymous")
+    assert (ngo.route_id, ngo.view) == ("referral.ngo", "ngo")
     assert ngo.delivered.time.seconds
     assert (roster.mid, "procuratorate") in accesses
     assert (sent.mid, "detox") not in accesses
@@ -175,7 +179,9 @@ def test_a_partner_agency_proves_its_own_receipt_but_no_one_elses(
     running: Running, client: Clients, as_principal: Callable[[str], Caller]
 ) -> None:
     mine = client("judicial").submit(kinds.ROSTER_CHANGE, enrolment())
-    theirs = client("police").submit(kinds.VERIFICATION_RESULT, verification_hit())
+    theirs = client("police").submit(
+        kinds.VERIFICATION_RESULT, verification_hit(enrolled(client("judicial")))
+    )
     judicial = as_principal("judicial")
     _checkpoint_covering(running, as_principal("auditor"), theirs.audit_index)
     size = judicial.GetCheckpoint(audit_pb2.GetCheckpointRequest()).checkpoint.tree_size

@@ -15,8 +15,8 @@ DEFAULT_ROUTES = {
     kinds.ROSTER_CHANGE: [
         ("police", "full", None),
         ("procuratorate", "full", None),
-        ("ngo", "pseudonymous", "referred"),
-        ("detox", "pseudonymous", "referred"),
+        ("ngo", "ngo", "referred"),
+        ("detox", "detox", "referred"),
     ],
     kinds.VERIFICATION_REQUEST: [("police", "full", None)],
     kinds.VERIFICATION_RESULT: [("judicial", "full", None)],
@@ -24,10 +24,10 @@ DEFAULT_ROUTES = {
     kinds.INSPECTION_RECTIFICATION: [("procuratorate", "full", None)],
     kinds.INSPECTION_CLOSURE: [("judicial", "full", None)],
     kinds.SERVICE_REFERRAL: [
-        ("ngo", "pseudonymous", "not_drug_related"),
-        ("detox", "pseudonymous", "drug_related"),
+        ("ngo", "ngo", "not_drug_related"),
+        ("detox", "detox", "drug_related"),
     ],
-    kinds.SERVICE_RECORD: [("judicial", "full", None)],
+    kinds.SERVICE_RECORD: [("judicial", "resolved", None)],
     kinds.ALERT: [
         ("judicial", "full", None),
         ("procuratorate", "full", "supervision_relevant"),
@@ -95,9 +95,9 @@ def test_a_kind_without_routes_has_none() -> None:
 
 def test_the_digest_names_the_exact_file_bytes(tmp_path: Path) -> None:
     text = Policy.default_text()
-    assert DEFAULT.digest == hashlib.sha256(text.encode("utf-8")).hexdigest()
     copy = tmp_path / "policy.toml"
     copy.write_text(text, encoding="utf-8")
+    assert Policy.load(copy, adapters=[]).digest == hashlib.sha256(text.encode()).hexdigest()
     assert Policy.load(copy).digest == DEFAULT.digest
     copy.write_text(text + "\n# reviewed 2025-06-01\n", encoding="utf-8")
     assert Policy.load(copy).digest != DEFAULT.digest

@@ -1,0 +1,18 @@
+"""The detox centre's linkage at the gateway (entry point ``silian.linkages: detox``)."""
+
+from __future__ import annotations
+
+from adapters.partner_services import views
+from adapters.partner_services.linkage import PartnerServiceLinkage
+
+#: Principal id of the detox centre (新航驿站 team) in the policy.
+AGENCY = "detox"
+
+views.register()
+
+
+class DetoxLinkage(PartnerServiceLinkage):
+    """The detox centre's service records name only people referred to it."""
+
+    def __init__(self) -> None:
+        super().__init__(AGENCY)
