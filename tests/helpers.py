@@ -46,6 +46,14 @@ def enrolment(subject_id: str | None = None, unit: str = "610302") -> pb.RosterC
     )
 
 
+def enrolled(judicial: AgencyClient, unit: str = "610302") -> str:
+    """The resident ID of a person the bureau just enrolled (police results and
+    partner records must name someone on the roster)."""
+    person = resident_id(unit)
+    judicial.submit("roster.change", enrolment(person, unit))
+    return person
+
+
 def verification_hit(subject_id: str | None = None) -> pb.VerificationResult:
     result = pb.VerificationResult(
         result_id=f"VR-{_rng.randrange(10**9)}",

@@ -18,7 +18,7 @@ from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.config import Settings
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, verification_hit
+from tests.helpers import enrolled, enrolment, receive_mids, verification_hit
 
 DELIVERY_LIMIT = 2
 
@@ -79,9 +79,10 @@ def test_poison_delivery_is_dead_lettered_then_replayed(running: Running) -> Non
 
 def test_past_the_rate_limit_messages_are_shed_with_a_retry_hint(running: Running) -> None:
     police = running.client("police")
+    person = enrolled(running.client("judicial"))
     accepted, shed = [], []
     for _ in range(10):
-        envelope = police.envelope(kinds.VERIFICATION_RESULT, verification_hit())
+        envelope = police.envelope(kinds.VERIFICATION_RESULT, verification_hit(person))
         try:
             accepted.append(police.submit_envelope(envelope))
         except grpc.RpcError as err:

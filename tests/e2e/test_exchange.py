@@ -15,7 +15,7 @@ from gateway.client import AgencyClient
 from gateway.rpc.silian.v1 import exchange_pb2
 from gateway.security import verify_gateway
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, referral, resident_id, verification_hit
+from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit
 
 Clients = Callable[[str], AgencyClient]
 ACKNOWLEDGED = exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED
@@ -33,7 +33,7 @@ def test_roster_change_reaches_police_and_procuratorate_with_identity(client: Cl
 
 
 def test_verification_result_reaches_the_bureau(client: Clients) -> None:
-    hit = verification_hit()
+    hit = verification_hit(enrolled(client("judicial")))
     receipt = client("police").submit(kinds.VERIFICATION_RESULT, hit)
     assert list(receipt.recipients) == ["judicial"]
     delivery = receive_mids(client("judicial"), [receipt.mid])[receipt.mid]
