@@ -57,6 +57,8 @@ class Settings:
     max_in_progress: int = 5000
     #: Per-agency limits in messages per second, e.g. "police=1000, ngo=50".
     rate_limits: str = ""
+    #: Time zone of the bureau's calendar (dates in payloads are local dates).
+    timezone: str = "Asia/Shanghai"
     #: Seconds between runs of the linkages' time-driven rules (deadlines, silence).
     sweep_interval_seconds: float = 60.0
     #: Origin line of the audit log's checkpoints, also the name of the audit key

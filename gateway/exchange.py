@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 from google.protobuf.message import Message
@@ -89,6 +90,7 @@ class ExchangeService:
         self.subject_key = subject_key
         self.settings = settings
         self.clock = clock
+        self.zone = ZoneInfo(settings.timezone)
         self.linkages = linkages or Linkages()
         #: Keys are cached briefly: a revocation takes effect within this time.
         self.keys = CachedKeys(store, key_cache_seconds)
@@ -238,7 +240,10 @@ class ExchangeService:
         # retry saves.
         digest = sha256_hex(envelope.payload)
         message = kinds.decode(envelope.kind, envelope.payload)
-        today = datetime.fromtimestamp(now, UTC).date()
+        # "Today" for validation is the bureau's calendar day, not UTC's: between
+        # 00:00 and 08:00 in Baoji, UTC would still be on yesterday and refuse
+        # today's dates as "in the future".
+        today = datetime.fromtimestamp(now, self.zone).date()
         violations = validation.validate(envelope.kind, message, units=self.units, today=today)
         if violations:
             raise InvalidMessage(
