@@ -207,15 +207,9 @@ class ExchangeService:
         """Audit a refusal (unless the commit already did) and return the error."""
         if isinstance(err, Unavailable):
             return err
-        if getattr(err, "audited", False):
-            log.warning(
-                "message.rejected",
-                mid=mid,
-                agency=caller,
-                kind=kind,
-                reason=err.reason,
-                error=err.message,
-            )
+        if err.audited:
+            event = self._rejection_event(caller, envelope, err, mid=mid, kind=kind)
+            _log_rejection(caller, event, err)
             return err
         self._audit_rejection(caller, envelope, err, mid=mid, kind=kind)
         return err
@@ -537,14 +531,7 @@ class ExchangeService:
         kind: str = "",
     ) -> None:
         event = self._rejection_event(caller, envelope, err, mid=mid, kind=kind)
-        log.warning(
-            "message.rejected",
-            mid=event.mid,
-            agency=caller,
-            kind=event.kind,
-            reason=err.reason,
-            error=err.message,
-        )
+        _log_rejection(caller, event, err)
         try:
             self.store.record_audit([event])
         except DBAPIError as exc:
@@ -586,6 +573,19 @@ class ExchangeService:
         while the writer is busy share one transaction. The future resolves
         once they are committed."""
         return self.deliveries.record(recipient, messages, event)
+
+
+def _log_rejection(caller: str, event: AuditEvent, err: GatewayError) -> None:
+    """Log a refusal by reason and field names only: the message text (which
+    the caller does get) may quote payload values such as ID numbers."""
+    log.warning(
+        "message.rejected",
+        mid=event.mid,
+        agency=caller,
+        kind=event.kind,
+        reason=err.reason,
+        fields=[v.field for v in err.violations],
+    )
 
 
 def _delivery_state(row: object) -> int:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
+import structlog.testing
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import select
@@ -291,3 +292,19 @@ def test_nul_bytes_in_envelope_fields_are_refused_and_audited(
     err = _submit(stub, _envelope(running, mid="\x00" * 8, kind="roster\x00"), _token(running))
     _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_MID", "envelope.mid")
     assert _last_rejection(store)["mid"] == ""
+
+
+def test_rejection_log_names_the_message_but_not_payload_values(running: Running, stub,
+                                                                store) -> None:
+    change = enrolment()
+    bad_id = change.subject.resident_id[:17] + (
+        "0" if change.subject.resident_id[17] != "0" else "1")
+    change.subject.resident_id = bad_id
+    envelope = build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, change)
+    with structlog.testing.capture_logs() as logs:
+        _submit(stub, envelope, _token(running))
+    rejected = [e for e in logs if e["event"] == "message.rejected"]
+    assert rejected and rejected[0]["mid"] == envelope.mid
+    assert rejected[0]["kind"] == kinds.ROSTER_CHANGE and rejected[0]["agency"] == "judicial"
+    assert "payload.subject.resident_id" in rejected[0]["fields"]
+    assert bad_id not in repr(rejected) and bad_id[6:14] not in repr(rejected)
