@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
-from gateway.errors import GatewayError, Unavailable
+from gateway.errors import GatewayError
 from gateway.linkage import BatchState, flush
 from gateway.store.models import StoredMessage
-from gateway.store.repository import NewMessage, ReceiptSigner, Store
+from gateway.store.repository import NewMessage, ReceiptSigner, Store, database_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -150,10 +150,7 @@ class GroupCommitter:
             # by one so only that message is affected.
             outcomes = [o for p in batch for o in self._commit_alone(p)]
         except DBAPIError as exc:
-            error = Unavailable(
-                "DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later"
-            )
-            log.error("commit.failed", error=str(exc.orig)[:200], batch=len(batch))
+            error = database_unavailable(exc)
             outcomes = [_Outcome(p, error=error) for p in batch]
         except Exception as exc:  # a bug: fail the batch, keep the writer alive
             log.exception("commit.crashed", batch=len(batch))
@@ -172,15 +169,7 @@ class GroupCommitter:
         try:
             return self._commit_once([pending])
         except DBAPIError as exc:
-            log.error("commit.failed", error=str(exc.orig)[:200], batch=1)
-            return [
-                _Outcome(
-                    pending,
-                    error=Unavailable(
-                        "DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later"
-                    ),
-                )
-            ]
+            return [_Outcome(pending, error=database_unavailable(exc))]
 
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         with self._store.transaction() as session:

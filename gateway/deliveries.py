@@ -8,16 +8,12 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gateway.committer import GroupCommitter, Pending
-from gateway.errors import Unavailable
 from gateway.store.models import StoredMessage
-from gateway.store.repository import Store
-
-log = structlog.get_logger(__name__)
+from gateway.store.repository import Store, database_unavailable
 
 
 class DeliveryRecorder:
@@ -47,27 +43,22 @@ class DeliveryRecorder:
         def job(session: Session) -> list[Pending]:
             with self._lock:
                 items, self._buffer, self._scheduled = self._buffer, [], False
+            # Taken from the buffer means owned here: settle them whatever the
+            # write below does, or their callers would wait forever.
+            drained.extend(future for *_, future in items)
             self._store.record_delivery_batch(
                 session, [(recipient, event, messages) for recipient, messages, event, _ in items]
             )
-            drained.extend(future for *_, future in items)
             return []
 
         def settle(done: Future[list[StoredMessage]]) -> None:
             error = done.exception()
+            if isinstance(error, DBAPIError):
+                error = database_unavailable(error)
             for future in drained:
                 if error is None:
                     future.set_result(None)
                 else:
-                    future.set_exception(_as_gateway_error(error))
+                    future.set_exception(error)
 
         self._committer.execute(job).add_done_callback(settle)
-
-
-def _as_gateway_error(error: BaseException) -> BaseException:
-    if isinstance(error, DBAPIError):
-        log.error("database.unavailable", error=str(error.orig)[:200])
-        return Unavailable(
-            "DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later"
-        )
-    return error

@@ -52,7 +52,7 @@ from gateway.security import jws, tokens
 from gateway.security.keys import CachedKeys
 from gateway.signer import GatewaySigner
 from gateway.store.models import StoredMessage
-from gateway.store.repository import NewMessage, Store
+from gateway.store.repository import NewMessage, Store, database_unavailable
 from gateway.units import Units
 
 log = structlog.get_logger(__name__)
@@ -135,7 +135,7 @@ class ExchangeService:
                 )
             return claims.issuer
         except DBAPIError as exc:
-            raise _unavailable(exc) from None
+            raise database_unavailable(exc) from None
         except GatewayError as err:
             self._audit_rejection(ANONYMOUS, None, err)
             raise
@@ -167,7 +167,7 @@ class ExchangeService:
         try:
             return self._prepare(envelope, caller)
         except DBAPIError as exc:
-            raise _unavailable(exc) from None
+            raise database_unavailable(exc) from None
         except GatewayError as err:
             raise self.refused(caller, envelope, err) from None
 
@@ -535,7 +535,7 @@ class ExchangeService:
         try:
             self.store.record_audit([event])
         except DBAPIError as exc:
-            raise _unavailable(exc) from None
+            raise database_unavailable(exc) from None
 
     # --- status and delivery --------------------------------------------------
 
@@ -563,7 +563,7 @@ class ExchangeService:
                         getattr(status, name).FromDatetime(value)
             return response
         except DBAPIError as exc:
-            raise _unavailable(exc) from None
+            raise database_unavailable(exc) from None
 
     def record(
         self, recipient: str, messages: Sequence[tuple[str, str]], event: str
@@ -604,8 +604,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _unavailable(exc: DBAPIError) -> Unavailable:
-    log.error("database.unavailable", error=str(exc.orig)[:200])
-    return Unavailable("DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later")

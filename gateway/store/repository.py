@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,12 +38,22 @@ def _insert(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> 
     insert_rows(session, table, rows)
 
 
+log = structlog.get_logger(__name__)
+
+
 @contextmanager
 def _database_errors() -> Iterator[None]:
     try:
         yield
     except DBAPIError as exc:
-        raise Unavailable("DATABASE_UNAVAILABLE", f"database unavailable: {exc.orig}") from None
+        raise database_unavailable(exc) from None
+
+
+def database_unavailable(exc: DBAPIError) -> Unavailable:
+    """The one translation of a database failure: logged with its cause, and
+    answered to callers as a retryable Unavailable without it."""
+    log.error("database.unavailable", error=str(exc.orig)[:200])
+    return Unavailable("DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry later")
 
 
 def _now() -> datetime:
