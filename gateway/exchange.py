@@ -39,6 +39,7 @@ from gateway.linkage import (
     Accepted,
     AlertDraft,
     BatchState,
+    Linkage,
     LinkageContext,
     Linkages,
     Staged,
@@ -51,7 +52,7 @@ from gateway.rpc.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws, tokens
 from gateway.security.keys import CachedKeys
 from gateway.signer import GatewaySigner
-from gateway.store.models import StoredMessage
+from gateway.store.models import OutboxRow, StoredMessage
 from gateway.store.repository import NewMessage, Store, database_unavailable
 from gateway.units import Units
 
@@ -151,19 +152,15 @@ class ExchangeService:
         that stores the message is done.
         """
         prepared = self.prepare(envelope, caller)
-        if isinstance(prepared, envelope_pb2.Receipt):
-            return prepared
         try:
             stored = self.commit(prepared).result()
         except GatewayError as err:
             raise self.refused(caller, envelope, err) from None
         return self.finish(prepared, stored, caller)
 
-    def prepare(
-        self, envelope: envelope_pb2.Envelope, caller: str
-    ) -> Pending | envelope_pb2.Receipt:
+    def prepare(self, envelope: envelope_pb2.Envelope, caller: str) -> Pending:
         """Check, verify, validate and route ``envelope``: the CPU work before
-        the commit. Returns the original receipt for a known (mid, payload)."""
+        the commit. A known mid is recognised by the commit (see ``finish``)."""
         try:
             return self._prepare(envelope, caller)
         except DBAPIError as exc:
@@ -214,9 +211,7 @@ class ExchangeService:
         self._audit_rejection(caller, envelope, err, mid=mid, kind=kind)
         return err
 
-    def _prepare(
-        self, envelope: envelope_pb2.Envelope, caller: str
-    ) -> Pending | envelope_pb2.Receipt:
+    def _prepare(self, envelope: envelope_pb2.Envelope, caller: str) -> Pending:
         self._check_envelope(envelope, caller)
         now = self.clock()
         claims = jws.verify_message(
@@ -256,17 +251,16 @@ class ExchangeService:
             Lookups.of_store(self.store, self.referrals),
         )
         pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
-        if self.linkages.handles(envelope.kind):
+        linkages = self.linkages.for_kind(envelope.kind)
+        if linkages:
             accepted = Accepted(envelope.kind, caller, envelope.mid, message, accepted_at)
-            for linkage in self.linkages.for_kind(envelope.kind):
+            for linkage in linkages:
                 state_keys = getattr(linkage, "state_keys", None)
                 if state_keys is not None:
                     pending.state_keys += [
                         (linkage.name, k) for k in state_keys(accepted, self.subject_key)
                     ]
-            pending.hook = self._linkage_hook(
-                envelope.kind, caller, envelope.mid, message, accepted_at
-            )
+            pending.hook = self._linkage_hook(linkages, accepted)
         return pending
 
     def _pending(
@@ -313,32 +307,39 @@ class ExchangeService:
         )
         return pending
 
-    def _linkage_hook(
-        self, kind: str, sender: str, mid: str, message: Message, accepted_at: datetime
-    ) -> Hook:
-        """Runs the linkages of ``kind`` in the commit's transaction; the alerts
-        they raise become messages stored in the same transaction."""
+    def _linkage_hook(self, linkages: Sequence[Linkage], accepted: Accepted) -> Hook:
+        """Runs ``linkages`` in the commit's transaction; the alerts they raise
+        become messages stored in the same transaction."""
 
         def hook(session: Session, batch: BatchState) -> list[Pending]:
-            accepted = Accepted(kind, sender, mid, message, accepted_at)
             overlay: Staged = {}
             drafts = []
-            for linkage in self.linkages.for_kind(kind):
-                ctx = LinkageContext(
-                    session,
-                    linkage.name,
-                    subject_key=self.subject_key,
-                    units=self.units,
-                    now=accepted_at,
-                    batch=batch,
-                    overlay=overlay,
-                )
+            for linkage in linkages:
+                ctx = self._context(session, linkage.name, accepted.accepted_at, batch, overlay)
                 drafts += linkage.on_accepted(accepted, ctx)
-            alerts = [self._alert(session, draft, accepted_at) for draft in drafts]
+            alerts = [self._alert(session, draft, accepted.accepted_at) for draft in drafts]
             batch.staged.update(overlay)  # only once every linkage accepted the message
             return alerts
 
         return hook
+
+    def _context(
+        self,
+        session: Session,
+        linkage: str,
+        now: datetime,
+        batch: BatchState,
+        overlay: Staged | None = None,
+    ) -> LinkageContext:
+        return LinkageContext(
+            session,
+            linkage,
+            subject_key=self.subject_key,
+            units=self.units,
+            now=now,
+            batch=batch,
+            overlay=overlay,
+        )
 
     def sweep(self, now: datetime | None = None) -> int:
         """Run the linkages' time-driven rules once; returns alerts raised."""
@@ -348,14 +349,7 @@ class ExchangeService:
             raised = []
             batch = BatchState()
             for linkage in self.linkages.all:
-                ctx = LinkageContext(
-                    session,
-                    linkage.name,
-                    subject_key=self.subject_key,
-                    units=self.units,
-                    now=moment,
-                    batch=batch,
-                )
+                ctx = self._context(session, linkage.name, moment, batch)
                 raised += [self._alert(session, d, moment) for d in linkage.sweep(ctx)]
                 batch.staged.update(ctx.overlay)
             flush(session, batch.staged, moment)
@@ -588,12 +582,12 @@ def _log_rejection(caller: str, event: AuditEvent, err: GatewayError) -> None:
     )
 
 
-def _delivery_state(row: object) -> int:
-    if getattr(row, "acknowledged_at", None) is not None:
+def _delivery_state(row: OutboxRow) -> exchange_pb2.DeliveryState.ValueType:
+    if row.acknowledged_at is not None:
         return exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED
-    if getattr(row, "delivered_at", None) is not None:
+    if row.delivered_at is not None:
         return exchange_pb2.DELIVERY_STATE_DELIVERED
-    if getattr(row, "published_at", None) is not None:
+    if row.published_at is not None:
         return exchange_pb2.DELIVERY_STATE_PUBLISHED
     return exchange_pb2.DELIVERY_STATE_ROUTED
 

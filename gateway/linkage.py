@@ -218,9 +218,6 @@ class Linkages:
     def for_kind(self, kind: str) -> list[Linkage]:
         return [linkage for linkage in self.all if kind in linkage.kinds]
 
-    def handles(self, kind: str) -> bool:
-        return any(kind in linkage.kinds for linkage in self.all)
-
 
 _registered: dict[str, Callable[[], Linkage]] = {}
 

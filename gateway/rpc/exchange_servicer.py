@@ -108,8 +108,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         holding a thread, so many messages share one transaction."""
         with self._admission.admit(caller):
             prepared = await self._run(self._service.prepare, envelope, caller)
-            if isinstance(prepared, envelope_pb2.Receipt):
-                return prepared
             try:
                 stored = await asyncio.wrap_future(self._service.commit(prepared))
             except GatewayError as err:

@@ -334,10 +334,6 @@ class Store:
         with self.transaction() as session:
             return audit.append(session, events)
 
-    def is_referred(self, recipient: str, pseudonym: str) -> bool:
-        with self.transaction() as session:
-            return self.is_referred_in(session, recipient, pseudonym)
-
     def referred_pseudonyms(self, recipient: str) -> set[str]:
         """Pseudonyms of the subjects referred to ``recipient``."""
         with self.transaction() as session:
@@ -448,18 +444,12 @@ class Store:
     def mark_delivered(
         self, recipient: str, messages: Sequence[tuple[str, str]], event: str = audit.DELIVERED
     ) -> int:
-        """Record in its own transaction (see record_deliveries)."""
+        """Record, in a transaction of its own, that ``recipient`` was handed
+        (``delivered``), acknowledged, or gave back (``returned``) these
+        (sender, mid) deliveries, with an audit entry each; returns how many
+        outbox rows changed state."""
         with self.transaction() as session:
-            return self.record_deliveries(session, recipient, messages, event)
-
-    @staticmethod
-    def record_deliveries(
-        session: Session, recipient: str, messages: Sequence[tuple[str, str]], event: str
-    ) -> int:
-        """Record that ``recipient`` was handed (``delivered``), acknowledged, or
-        gave back (``returned``) these (sender, mid) deliveries, with an audit
-        entry each; returns how many outbox rows changed state."""
-        return Store.record_delivery_batch(session, [(recipient, event, list(messages))])
+            return self.record_delivery_batch(session, [(recipient, event, list(messages))])
 
     @staticmethod
     def record_delivery_batch(

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from gateway import bootstrap, kinds, validation
 from gateway.bootstrap import Gateway
 from gateway.client import build_envelope
-from gateway.committer import Pending
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.exchange import GATEWAY_PRINCIPAL
@@ -91,7 +90,6 @@ class Exchange:
             pending = self.gateway.service.prepare(envelope, sender)
         except GatewayError:
             return None
-        assert isinstance(pending, Pending)
         return {r.recipient: r.body for r in pending.message.outbox if r.destination == "inbox"}
 
     def _route_alert(self, alert: Message) -> dict[str, bytes] | None:
