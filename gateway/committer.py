@@ -112,6 +112,7 @@ class GroupCommitter:
                 self._execute(first)
                 continue
             batch = [first]
+            after: _Job | None = None
             stop = False
             while len(batch) < self._max_batch:
                 try:
@@ -122,10 +123,15 @@ class GroupCommitter:
                     stop = True
                     break
                 if isinstance(item, _Job):
-                    self._queue.put(item)  # after this batch; order among jobs is kept
+                    # Runs right after this batch, in arrival order. Putting it
+                    # back at the tail would starve it (and every Acknowledge
+                    # waiting on it) for as long as submissions keep coming.
+                    after = item
                     break
                 batch.append(item)
             self._commit(batch)
+            if after is not None:
+                self._execute(after)
             if stop:
                 return
 

@@ -1,0 +1,56 @@
+"""The writer thread's order: a job (delivery records behind an Acknowledge, a
+sweep) runs right after the submissions queued before it, never behind the
+ones that keep arriving."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from gateway.committer import GroupCommitter, Pending
+
+
+class FakeStore:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield None
+
+
+class Recording(GroupCommitter):
+    def __init__(self) -> None:
+        self.order: list[object] = []
+        super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
+
+    def _commit(self, batch: list[Pending]) -> None:
+        self.order.append(("batch", [p.message for p in batch]))
+        for pending in batch:
+            pending.future.set_result(None)  # type: ignore[arg-type]
+
+    def _store_all(self, session: Any, pendings: Sequence[Pending], extra: Sequence[Any]) -> Any:
+        return {}
+
+
+def pending(name: str) -> Pending:
+    return Pending(message=name, events=[], receipt_for=None)  # type: ignore[arg-type]
+
+
+def test_a_job_runs_after_what_was_queued_before_it_and_before_what_came_after() -> None:
+    committer = Recording()
+    gate = threading.Event()
+    try:
+        held = committer.execute(lambda session: [] if gate.wait(10) else [])
+        before = [committer.submit(pending(f"a{i}")) for i in range(3)]
+        job = committer.execute(lambda session: committer.order.append("job") or [])
+        after = [committer.submit(pending(f"b{i}")) for i in range(3)]
+        gate.set()
+        for future in [held, *before, job, *after]:
+            future.result(timeout=10)
+    finally:
+        committer.close()
+    assert committer.order == [
+        ("batch", ["a0", "a1", "a2"]),
+        "job",
+        ("batch", ["b0", "b1", "b2"]),
+    ]
