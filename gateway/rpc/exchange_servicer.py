@@ -209,7 +209,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 self._service.record(
                     caller, [(delivery.sender, delivery.mid)], audit.DELIVERED
                 ).add_done_callback(_log_failure)
-                log.info(
+                log.debug(  # the audit log holds every hand-over; info would double it
                     "delivery.sent",
                     mid=delivery.mid,
                     agency=caller,
@@ -258,13 +258,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             held.session.consumer.reject(held.tag, requeue=True)
         for held in [*acked, *rejected]:
             held.session.held.pop(held.tag, None)
-            log.info(
-                "delivery.settled",
-                mid=held.message[1],
-                agency=caller,
-                kind=held.kind,
-                acknowledged=held in acked,
-            )
+        # One line per call (each settlement is an audit entry already); the
+        # deliveries given back are named, as they are worth an operator's look.
+        log.info(
+            "deliveries.settled",
+            agency=caller,
+            acknowledged=len(acked),
+            returned=[held.message[1] for held in rejected],
+            unknown=len(unknown) + len(unknown_rejected),
+        )
         return exchange_pb2.AcknowledgeResponse(
             acknowledged=len(acked) + len(rejected),
             unknown_delivery_ids=[*unknown, *unknown_rejected],

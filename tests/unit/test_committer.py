@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from gateway.committer import GroupCommitter, Pending
@@ -40,12 +41,20 @@ def test_a_job_runs_after_what_was_queued_before_it_and_before_what_came_after()
     committer = Recording()
     gate = threading.Event()
     try:
-        held = committer.execute(lambda session: [] if gate.wait(10) else [])
-        before = [committer.submit(pending(f"a{i}")) for i in range(3)]
-        job = committer.execute(lambda session: committer.order.append("job") or [])
-        after = [committer.submit(pending(f"b{i}")) for i in range(3)]
+        def hold(session: Any) -> list[Pending]:
+            assert gate.wait(10), "the gate never opened"
+            return []
+
+        def job(session: Any) -> list[Pending]:
+            committer.order.append("job")
+            return []
+
+        futures: list[Future[Any]] = [committer.execute(hold)]
+        futures += [committer.submit(pending(f"a{i}")) for i in range(3)]
+        futures.append(committer.execute(job))
+        futures += [committer.submit(pending(f"b{i}")) for i in range(3)]
         gate.set()
-        for future in [held, *before, job, *after]:
+        for future in futures:
             future.result(timeout=10)
     finally:
         committer.close()
