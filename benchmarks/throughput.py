@@ -1554,6 +1554,7 @@ class Harness:
                 "--output",
                 str(out),
                 "--nonblocking",
+                "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -294,11 +294,13 @@ def test_nul_bytes_in_envelope_fields_are_refused_and_audited(
     assert _last_rejection(store)["mid"] == ""
 
 
-def test_rejection_log_names_the_message_but_not_payload_values(running: Running, stub,
-                                                                store) -> None:
+def test_rejection_log_names_the_message_but_not_payload_values(
+    running: Running, stub, store
+) -> None:
     change = enrolment()
     bad_id = change.subject.resident_id[:17] + (
-        "0" if change.subject.resident_id[17] != "0" else "1")
+        "0" if change.subject.resident_id[17] != "0" else "1"
+    )
     change.subject.resident_id = bad_id
     envelope = build_envelope("judicial", running.keys["judicial"], kinds.ROSTER_CHANGE, change)
     with structlog.testing.capture_logs() as logs:

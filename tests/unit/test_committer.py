@@ -41,6 +41,7 @@ def test_a_job_runs_after_what_was_queued_before_it_and_before_what_came_after()
     committer = Recording()
     gate = threading.Event()
     try:
+
         def hold(session: Any) -> list[Pending]:
             assert gate.wait(10), "the gate never opened"
             return []
