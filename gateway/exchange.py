@@ -95,6 +95,7 @@ class ExchangeService:
         self.linkages = linkages or Linkages()
         #: Keys are cached briefly: a revocation takes effect within this time.
         self.keys = CachedKeys(store, key_cache_seconds)
+        self._verified_tokens = tokens.VerifiedTokens()
         self.referrals = ReferralCache(store)
 
         def committed(messages: Sequence[NewMessage]) -> None:
@@ -122,6 +123,7 @@ class ExchangeService:
                 leeway_seconds=self.settings.clock_skew_seconds,
                 max_lifetime_seconds=self.settings.max_token_lifetime_seconds,
                 now=self.clock(),
+                verified=self._verified_tokens,
             )
             if certificate_agency is not None and certificate_agency != claims.issuer:
                 raise Unauthenticated(

@@ -7,6 +7,7 @@ the RFC 7638 JWK thumbprint, so anyone holding the key can compute the id."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -34,8 +35,11 @@ def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+@functools.lru_cache(maxsize=1024)
 def load_public_raw(raw: bytes) -> Ed25519PublicKey:
-    """Return the public key of 32 raw bytes; ValueError for any other length."""
+    """Return the public key of 32 raw bytes; ValueError for any other length.
+
+    Remembered: every message and token check loads its sender's key."""
     return Ed25519PublicKey.from_public_bytes(raw)
 
 

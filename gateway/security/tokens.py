@@ -6,6 +6,7 @@ checked here against an explicit clock, which PyJWT cannot take."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -131,6 +132,28 @@ def _check_times(claims: dict[str, Any], now: float, leeway: int, max_lifetime: 
         raise Unauthenticated("TOKEN_NOT_YET_VALID", "the token is not valid yet")
 
 
+class VerifiedTokens:
+    """Tokens whose signature and audience already verified, with their header
+    and claims: a client sends the same token on every call of its few minutes
+    of life, and the signature check is the cost of a call. Whether the key is
+    still active, and the token's times, are checked on every call regardless.
+    Holds at most ``size`` tokens (the oldest go first)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def get(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        return self._tokens.get(token)
+
+    def put(self, token: str, header: dict[str, Any], claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._tokens[token] = (header, claims)
+            while len(self._tokens) > self._size:
+                del self._tokens[next(iter(self._tokens))]
+
+
 def verify_token(
     token: str | None,
     keys: KeyLookup,
@@ -139,6 +162,7 @@ def verify_token(
     leeway_seconds: int,
     max_lifetime_seconds: int = 600,
     now: float | None = None,
+    verified: VerifiedTokens | None = None,
 ) -> TokenClaims:
     """Return who `token` speaks for, or raise Unauthenticated with its reason.
 
@@ -153,19 +177,26 @@ def verify_token(
     """
     if not token:
         raise Unauthenticated("MISSING_TOKEN", "the call carries no bearer token")
-    with _pyjwt_errors():
-        unverified = jwt.decode_complete(token, options={"verify_signature": False})
-    header, claims = unverified["header"], unverified["payload"]
-    _check_shape(header, claims)
+    known = verified.get(token) if verified is not None else None
+    if known is None:
+        with _pyjwt_errors():
+            unverified = jwt.decode_complete(token, options={"verify_signature": False})
+        header, claims = unverified["header"], unverified["payload"]
+        _check_shape(header, claims)
+    else:
+        header, claims = known
     record = _active_key(keys, claims["iss"], header["kid"])
-    with _pyjwt_errors():
-        jwt.decode(
-            token,
-            load_public_raw(record.public),
-            algorithms=[ALGORITHM],
-            audience=audience,
-            options=_CHECKED,
-        )
+    if known is None:
+        with _pyjwt_errors():
+            jwt.decode(
+                token,
+                load_public_raw(record.public),
+                algorithms=[ALGORITHM],
+                audience=audience,
+                options=_CHECKED,
+            )
+        if verified is not None:
+            verified.put(token, header, claims)
     _check_times(claims, time.time() if now is None else now, leeway_seconds, max_lifetime_seconds)
     return TokenClaims(
         issuer=claims["iss"],

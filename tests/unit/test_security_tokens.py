@@ -20,7 +20,7 @@ from gateway.security import (
     public_raw,
     verify_token,
 )
-from gateway.security.tokens import _pyjwt_reason
+from gateway.security.tokens import VerifiedTokens, _pyjwt_reason
 
 NOW = 1_750_000_000
 LEEWAY = 30
@@ -215,3 +215,44 @@ def test_bearer_token_is_read_from_the_authorization_metadata(
     metadata: list[tuple[str, str | bytes]], token: str | None
 ) -> None:
     assert bearer_from_metadata(metadata) == token
+
+
+# --- a token verified once is not verified again (VerifiedTokens) -----------
+
+
+def test_a_remembered_token_is_still_refused_once_its_key_is_revoked() -> None:
+    key = generate_private_key()
+    before = StaticKeys({"ngo": [KeyRecord("ngo", _kid(key), public_raw(key), revoked=False)]})
+    after = StaticKeys({"ngo": [KeyRecord("ngo", _kid(key), public_raw(key), revoked=True)]})
+    verified = VerifiedTokens()
+    token = _issue(key)
+    assert verify_token(token, before, **_options(verified)).issuer == "ngo"
+    with pytest.raises(Unauthenticated) as refused:
+        verify_token(token, after, **_options(verified))
+    assert refused.value.reason == "REVOKED_KEY"
+
+
+def test_a_remembered_token_still_expires() -> None:
+    verified = VerifiedTokens()
+    token = _issue(ttl_seconds=60)
+    assert _verify(token, verified=verified).issuer == "ngo"
+    assert _reason(token, verified=verified, now=NOW + 60 + LEEWAY) == "EXPIRED_TOKEN"
+
+
+def test_a_token_that_failed_is_not_remembered() -> None:
+    verified = VerifiedTokens()
+    forged = _issue(generate_private_key(), kid=_kid(CURRENT))
+    for _ in range(2):
+        assert _reason(forged, verified=verified) == "BAD_TOKEN_SIGNATURE"
+
+
+def test_verified_tokens_keep_at_most_their_size() -> None:
+    verified = VerifiedTokens(size=2)
+    tokens = [_issue() for _ in range(3)]
+    for token in tokens:
+        _verify(token, verified=verified)
+    assert [verified.get(t) is not None for t in tokens] == [False, True, True]
+
+
+def _options(verified: VerifiedTokens) -> dict[str, Any]:
+    return {"audience": GATEWAY, "leeway_seconds": LEEWAY, "now": NOW, "verified": verified}
