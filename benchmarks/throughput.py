@@ -39,8 +39,8 @@ number of messages accepted. The gateway's RSS (VmRSS) is sampled throughout
 and its peak (VmHWM) read before it stops. CPU shares of the gateway, the load
 and consumer processes, PostgreSQL, RabbitMQ and everything else on the machine
 ("other": another test run, say) are measured per phase from /proc (100 % = one
-core). ``--profile DIR`` records the gateway with py-spy during the stream
-phase and prints where its threads spend their time (``pip install py-spy``
+core). ``--profile DIR`` records the gateway with py-spy (GIL holder only) during
+each measured phase and prints where its Python time goes (``pip install py-spy``
 into the venv first; it is not a project dependency).
 
 The gateway measured is the ``gateway`` package the interpreter imports (its
@@ -1534,11 +1534,11 @@ class Harness:
     # profiling ------------------------------------------------------------------
 
     def _start_profiler(self, phase: str) -> subprocess.Popen[bytes] | None:
-        if not self.args.profile or phase not in ("stream", "soak"):
+        if not self.args.profile or phase == "warm-up":
             return None
         assert self.gateway is not None
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        out = Path(self.args.profile) / f"{self.database}-{phase}.txt"
+        out = self._profile_path(phase)
         out.parent.mkdir(parents=True, exist_ok=True)
         return subprocess.Popen(
             [
@@ -1560,6 +1560,10 @@ class Harness:
             stderr=subprocess.DEVNULL,
         )
 
+    def _profile_path(self, phase: str) -> Path:
+        name = phase.replace("@", "-at-").replace(" ", "-")
+        return Path(self.args.profile) / f"{self.database}-{name}.txt"
+
     def _stop_profiler(
         self, profiler: subprocess.Popen[bytes] | None, phase: str, seconds: float
     ) -> None:
@@ -1571,7 +1575,7 @@ class Harness:
         except subprocess.TimeoutExpired:
             profiler.kill()
             profiler.wait()
-        out = Path(self.args.profile) / f"{self.database}-{phase}.txt"
+        out = self._profile_path(phase)
         if out.exists():
             self.profile[phase] = summarize_profile(out, seconds)
 
@@ -1709,9 +1713,11 @@ def rss_series(runs: list[dict[str, Any]], points: int = 12) -> dict[str, list[f
 def summarize_profile(path: Path, seconds: float, rate: int = PROFILE_RATE) -> dict[str, Any]:
     """Where the gateway's threads were active, from a py-spy raw (collapsed) profile.
 
-    Shares are of one thread's time over the phase (100 = busy all the time;
-    py-spy leaves idle samples out): per thread (numbered pool threads summed),
-    per gateway function including what it calls, and per leaf function."""
+    py-spy samples only the thread holding the GIL (``--gil``), so the shares
+    are of the phase's wall time and add up to how busy the gateway's one
+    Python core was (``gil``; 100 = never idle): per thread (numbered pool
+    threads summed), per gateway function including what it calls, and per
+    leaf function."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     threads: Counter[str] = Counter()
@@ -1734,6 +1740,7 @@ def summarize_profile(path: Path, seconds: float, rate: int = PROFILE_RATE) -> d
 
     return {
         "seconds": round(seconds, 1),
+        "gil": round(100 * sum(threads.values()) / possible, 1),
         "threads": share(threads, 10),
         "gateway_functions": share(inclusive, 25),
         "leaf_functions": share(own, 15),
@@ -1837,8 +1844,8 @@ def report_tables(
             console.print(f"  [yellow]{line}[/]")
         for phase, prof in harness.profile.items():
             console.print(
-                f"  py-spy over the {phase} phase ({prof['seconds']} s, {prof['file']}); "
-                "% = share of one thread's time:"
+                f"  py-spy over the {phase} phase ({prof['seconds']} s, {prof['file']}): "
+                f"the GIL was held {prof['gil']:g} % of the time; % = share of the phase:"
             )
             for title, key, top in (
                 ("threads", "threads", 8),
@@ -2044,7 +2051,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="record the gateway with py-spy during the stream/soak phase",
+        help="record the gateway with py-spy (GIL holder only) during each measured phase",
     )
     parser.add_argument(
         "--keep",
