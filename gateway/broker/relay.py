@@ -290,6 +290,10 @@ class OutboxRelay:
         self._idle_wait = idle_wait
         self._wake = wake
         self._link: _ConfirmLink | None = None
+        #: Rows the broker confirmed whose marking failed (the database was
+        #: down, or a deadlock victim): marked before anything else is read,
+        #: never published again by this process.
+        self._confirmed: list[int] = []
         #: False while rounds fail (broker or database down); health reads it.
         self.healthy = False
 
@@ -301,7 +305,12 @@ class OutboxRelay:
         fails it raises ``topology.broker_error`` (``Unavailable``; ``NotFound``
         for a missing exchange): the connection is dropped, the next call
         reconnects, and rows settled before the failure are still marked.
+        When marking fails, the confirmed rows are marked at the start of the
+        next round instead of being read (and published) again.
         """
+        if self._confirmed:
+            self._source.mark_published(self._confirmed)
+            self._confirmed = []
         items = self._source.pending(self._batch)
         outcome = _Outcome()
         try:
@@ -367,7 +376,11 @@ class OutboxRelay:
 
     def _settle(self, outcome: _Outcome) -> None:
         if outcome.published:
-            self._source.mark_published(outcome.published)
+            try:
+                self._source.mark_published(outcome.published)
+            except GatewayError:
+                self._confirmed = list(outcome.published)
+                raise
         if outcome.unroutable:
             log.warning("relay.unroutable", count=len(outcome.unroutable), ids=outcome.unroutable)
             self._source.mark_unroutable(outcome.unroutable)

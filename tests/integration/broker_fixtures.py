@@ -32,6 +32,7 @@ from gateway.broker import (
     declare,
     delete,
 )
+from gateway.errors import Unavailable
 
 AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 AGENCIES = ("police", "ngo")
@@ -92,6 +93,8 @@ class FakeOutbox:
         self.unroutable: list[int] = []
         self.mark_published_calls = 0
         self.polls = 0
+        #: The next this many mark_published calls fail as a database outage would.
+        self.failing_marks = 0
 
     def add(self, destination: str, routing_key: str, *, kind: str = "roster.change") -> OutboxItem:
         item = OutboxItem(
@@ -114,6 +117,9 @@ class FakeOutbox:
             return list(itertools.islice(self._rows.values(), limit))
 
     def mark_published(self, ids: Sequence[int]) -> None:
+        if self.failing_marks:
+            self.failing_marks -= 1
+            raise Unavailable("DATABASE_UNAVAILABLE", "the database is unavailable")
         self._settle(ids, self.published)
         self.mark_published_calls += 1
 

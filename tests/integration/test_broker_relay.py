@@ -104,6 +104,27 @@ def test_relay_takes_at_most_one_batch_per_round(
     assert outbox.mark_published_calls == 3
 
 
+def test_rows_confirmed_but_not_marked_are_marked_next_round_not_published_again(
+    amqp_url: str,
+    relay: OutboxRelay,
+    outbox: FakeOutbox,
+    broker_names: Names,
+    channel: BlockingChannel,
+) -> None:
+    items = [outbox.add("inbox", "police") for _ in range(5)]
+    outbox.failing_marks = 1  # the broker confirms, then the database fails
+
+    with pytest.raises(Unavailable):
+        relay.run_once()
+    assert outbox.published == []
+    relay.run_once()
+
+    assert sorted(outbox.published) == [item.id for item in items]
+    taken = take(channel, broker_names.inbox("police"), len(items))
+    assert [properties.message_id for _, properties, _ in taken] == [i.mid for i in items]
+    assert take_until_marker(amqp_url, broker_names, "police") == []  # no second copies
+
+
 def test_feed_item_lands_in_the_stream_and_in_queues_bound_by_pattern(
     relay: OutboxRelay, outbox: FakeOutbox, broker_names: Names, channel: BlockingChannel
 ) -> None:
