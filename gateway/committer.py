@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -27,6 +28,8 @@ from gateway.store.models import StoredMessage
 from gateway.store.repository import NewMessage, ReceiptSigner, Store, database_unavailable
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 #: Runs inside the batch transaction for one message (its linkage hooks) with
 #: the batch's staged linkage state; returns further messages to store with it
@@ -142,11 +145,11 @@ class GroupCommitter:
                 stored = list(self._store_all(session, produced, []).values())
         except Exception as exc:
             log.exception("job.failed")
-            job.future.set_exception(exc)
+            settle(job.future, error=exc)
             return
         if produced:
             self._on_commit([p.message for p in produced])
-        job.future.set_result(stored)
+        settle(job.future, stored)
 
     def _commit(self, batch: list[Pending]) -> None:
         try:
@@ -166,10 +169,10 @@ class GroupCommitter:
             self._on_commit(new)
         for outcome in outcomes:
             if outcome.error is not None:
-                outcome.pending.future.set_exception(outcome.error)
+                settle(outcome.pending.future, error=outcome.error)
             else:
                 assert outcome.stored is not None
-                outcome.pending.future.set_result(outcome.stored)
+                settle(outcome.pending.future, outcome.stored)
 
     def _commit_alone(self, pending: Pending) -> list[_Outcome]:
         try:
@@ -237,6 +240,19 @@ class GroupCommitter:
                 return _Outcome(pending, error=err)
         staged[_key(pending)] = outcome
         return outcome
+
+
+def settle(future: Future[T], result: T | None = None, error: BaseException | None = None) -> None:
+    """Complete ``future`` with ``error`` or ``result``, unless its caller
+    cancelled it: a gRPC call whose deadline passed cancels the future it
+    awaited, and completing a cancelled future raises — in the writer thread,
+    which must outlive every caller."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 def _key(pending: Pending) -> tuple[str, str]:

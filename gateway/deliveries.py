@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.committer import GroupCommitter, Pending
+from gateway.committer import GroupCommitter, Pending, settle
 from gateway.store.models import StoredMessage
 from gateway.store.repository import Store, database_unavailable
 
@@ -51,14 +51,11 @@ class DeliveryRecorder:
             )
             return []
 
-        def settle(done: Future[list[StoredMessage]]) -> None:
+        def answer(done: Future[list[StoredMessage]]) -> None:
             error = done.exception()
             if isinstance(error, DBAPIError):
                 error = database_unavailable(error)
-            for future in drained:
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+            for future in drained:  # a caller that gave up is skipped; the others still wait
+                settle(future, None, error)
 
-        self._committer.execute(job).add_done_callback(settle)
+        self._committer.execute(job).add_done_callback(answer)

@@ -3,6 +3,7 @@ every caller that was waiting on it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -43,3 +44,49 @@ def test_a_failed_delivery_write_answers_its_callers_unavailable(store: FailingS
             assert isinstance(future.exception(timeout=30), Unavailable)
     finally:
         committer.close()
+
+
+class GatedStore(Store):
+    """Each delivery write (of the first two) waits for its own gate."""
+
+    def __init__(self, engine: object) -> None:
+        super().__init__(engine)  # type: ignore[arg-type]
+        self.entered = [threading.Event(), threading.Event()]
+        self.gates = [threading.Event(), threading.Event()]
+        self.calls = 0
+
+    def record_delivery_batch(  # type: ignore[override]
+        self, session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
+    ) -> int:
+        call, self.calls = self.calls, self.calls + 1
+        if call < len(self.gates):
+            self.entered[call].set()
+            assert self.gates[call].wait(30)
+        return Store.record_delivery_batch(session, records)
+
+
+def test_a_caller_that_gave_up_does_not_keep_the_others_waiting(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    store = GatedStore(engine)
+    committer = GroupCommitter(store)
+    recorder = DeliveryRecorder(store, committer)
+    try:
+        first = recorder.record("police", [("judicial", "m0")], audit.ACKNOWLEDGED)
+        assert store.entered[0].wait(30)
+        later = [
+            recorder.record("police", [("judicial", f"m{i}")], audit.ACKNOWLEDGED)
+            for i in range(1, 4)
+        ]
+        store.gates[0].set()
+        assert store.entered[1].wait(30)  # the second write holds the later three
+        assert later[1].cancel()  # an Acknowledge whose deadline passed
+        store.gates[1].set()
+        assert first.result(timeout=30) is None
+        assert later[0].result(timeout=30) is None
+        assert later[2].result(timeout=30) is None
+    finally:
+        for gate in store.gates:
+            gate.set()
+        committer.close()
+        engine.dispose()
