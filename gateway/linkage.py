@@ -12,7 +12,8 @@ periodically for time-driven rules (deadlines, days without a check).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib.metadata import entry_points
@@ -33,6 +34,8 @@ from gateway.units import Units
 log = structlog.get_logger(__name__)
 
 ENTRY_POINT_GROUP = "silian.linkages"
+#: Rows a sweep reads from the database at a time (LinkageContext.items).
+ITEMS_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -151,23 +154,24 @@ class LinkageContext:
         """Whether the subject behind ``pseudonym`` was referred to ``recipient``."""
         return Store.is_referred_in(self._session, recipient, pseudonym)
 
-    def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-        """All (key, value) of this linkage whose key starts with ``prefix``."""
+    def items(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (key, value) of this linkage whose key starts with ``prefix``,
+        in key order, read from the database in chunks: a sweep over a large
+        roster must not hold all of it in memory at once."""
+        layered: dict[str, dict[str, Any]] = {}
+        for layer in (self._staged, self.overlay):  # the overlay wins
+            layered.update(
+                {k: v for (n, k), v in layer.items() if n == self.linkage and k.startswith(prefix)}
+            )
         rows = self._session.execute(
-            select(LinkageState.key, LinkageState.value).where(
-                LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix)
-            )
+            select(LinkageState.key, LinkageState.value)
+            .where(LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix))
+            .order_by(LinkageState.key)
+            .execution_options(yield_per=ITEMS_CHUNK)
         )
-        found = {key: dict(value) for key, value in rows}
-        for layer in (self._staged, self.overlay):
-            found.update(
-                {
-                    k: dict(v)
-                    for (n, k), v in layer.items()
-                    if n == self.linkage and k.startswith(prefix)
-                }
-            )
-        return sorted(found.items())
+        stored = ((key, dict(value)) for key, value in rows if key not in layered)
+        pending = sorted((key, dict(value)) for key, value in layered.items())
+        yield from heapq.merge(stored, pending, key=lambda item: item[0])
 
 
 def flush(session: Session, staged: Staged, now: datetime) -> None:
