@@ -29,7 +29,10 @@ Phases, per database:
    omission);
 4. unary at maximum throughput, ``--concurrency`` (64) calls in flight
    (for at most ``--cap-seconds``);
-5. naive reference: the gateway restarted with SILIAN_COMMIT_BATCH=1,
+5. unary below capacity: like 3, offered at ``--below-fraction`` (half) of the
+   rate phase 4 reached, for the latency a client sees when the gateway is
+   not saturated;
+6. naive reference: the gateway restarted with SILIAN_COMMIT_BATCH=1,
    SILIAN_RELAY_WINDOW=1, SILIAN_RELAY_BATCH=1 and one unary call at a time;
    the ratio printed is stream e2e msg/s ÷ naive e2e msg/s, within this run.
 
@@ -1639,6 +1642,24 @@ class Harness:
             ),
             progress,
         )
+        # Latency below capacity: half of what the max run reached, offered
+        # open-loop like unary@rate (at 500 msg/s the gateway is saturated and
+        # p99 is queueing time).
+        top = self.results["unary max"].accept_rate
+        if top > 0:
+            rate = max(1.0, round(top * args.below_fraction))
+            self.phase(
+                LoadSpec(
+                    "unary@below",
+                    int(rate * args.rate_seconds),
+                    "rate",
+                    rate=rate,
+                    threads=args.rate_threads,
+                    seed=5,
+                    cap_seconds=args.rate_seconds * 2,
+                ),
+                progress,
+            )
         self.stop_gateway()
         self.start_gateway(naive=True)
         self.phase(
@@ -1915,6 +1936,14 @@ def verdicts(
                 "; ".join(parts),
             )
         )
+        below = [
+            f"{db} p50 {b['latency_ms']['p50']:,.1f} ms, p99 {b['latency_ms']['p99']:,.1f} ms "
+            f"at {b['messages_planned'] / rate_seconds:,.0f} msg/s offered"
+            for db in dbs
+            if (b := phase(db, "unary@below"))
+        ]
+        if below:
+            lines.append(("(for reference) unary latency below capacity", None, "; ".join(below)))
         parts, met = [], []
         for db in dbs:
             ratio = figures[db].get("ratio_stream_to_naive")
@@ -1983,6 +2012,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rate-seconds", type=float, default=10.0, help="length of the fixed-rate run (default 10)"
+    )
+    parser.add_argument(
+        "--below-fraction",
+        type=float,
+        default=0.5,
+        help="offered rate of the below-capacity unary phase, as a fraction of the "
+        "unary-max rate reached (default 0.5)",
     )
     parser.add_argument(
         "--rate-threads",

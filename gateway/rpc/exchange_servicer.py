@@ -73,13 +73,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self,
         service: ExchangeService,
         executor: Executor,
+        control: Executor,
         amqp_url: str,
         names: Names,
         admission: Admission,
     ) -> None:
         self._service = service
         self._admission = admission
-        self._executor = executor
+        self._executor = executor  # checking and committing messages
+        self._control = control  # authenticating calls: never queued behind messages
         self._amqp_url = amqp_url
         self._names = names
         self._sessions: dict[str, _ReceiveSession] = {}
@@ -89,7 +91,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> str:
         token = bearer_from_metadata(context.invocation_metadata() or ())
-        return await self._run(self._service.authenticate, token, certificate_agency(context))
+        return await asyncio.get_running_loop().run_in_executor(
+            self._control, self._service.authenticate, token, certificate_agency(context)
+        )
 
     async def Submit(
         self, request: exchange_pb2.SubmitRequest, context: grpc.aio.ServicerContext

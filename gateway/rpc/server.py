@@ -150,7 +150,13 @@ async def serve(
     one made from the settings)."""
     settings = gateway.settings
     stopping = stopping or asyncio.Event()
+    # Separate pools, so that the checks of an Acknowledge (or of an auditor's
+    # query) never wait behind the thousands of messages SubmitStream queues
+    # for checking when the gateway is busy: that made acknowledgements take
+    # seconds and deliveries fall far behind acceptance under sustained load.
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="exchange")
+    control = ThreadPoolExecutor(max_workers=2, thread_name_prefix="control")
+    auditing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="audit")
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes * 2 + 65536),
@@ -161,6 +167,7 @@ async def serve(
         ExchangeServicer(
             gateway.service,
             executor,
+            control,
             settings.amqp_url,
             gateway.names,
             Admission(settings.max_in_progress, parse_rate_limits(settings.rate_limits)),
@@ -168,7 +175,7 @@ async def serve(
         server,
     )
     audit_servicer.add_to_server(
-        audit_servicer.AuditServicer.for_gateway(gateway, executor), server
+        audit_servicer.AuditServicer.for_gateway(gateway, auditing), server
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -217,7 +224,8 @@ async def serve(
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)
-    executor.shutdown(wait=True)
+    for pool in (executor, control, auditing):
+        pool.shutdown(wait=True)
     gateway.service.committer.close()
     gateway.store.engine.dispose()
     log.info("gateway.stopped")
