@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -30,6 +30,9 @@ from gateway.store.repository import NewMessage, ReceiptSigner, Store, database_
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+#: Put on the message queue when a job is queued, to wake the writer.
+_WAKE = object()
 
 #: Runs inside the batch transaction for one message (its linkage hooks) with
 #: the batch's staged linkage state; returns further messages to store with it
@@ -84,7 +87,11 @@ class GroupCommitter:
         self._store = store
         self._max_batch = max_batch
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[Pending | _Job | None] = queue.SimpleQueue()
+        #: Pending messages in arrival order; _WAKE says a job was queued, None stops.
+        self._queue: queue.SimpleQueue[Pending | object | None] = queue.SimpleQueue()
+        #: Jobs (delivery records behind Acknowledge calls, sweeps) go ahead of
+        #: the queued messages: each waits at most for the batch being committed.
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -96,9 +103,15 @@ class GroupCommitter:
 
     def execute(self, job: Callable[[Session], list[Pending]]) -> Future[list[StoredMessage]]:
         """Run ``job`` in a transaction on the writer thread and store the
-        messages it returns, with their audit entries, in that transaction."""
+        messages it returns, with their audit entries, in that transaction.
+
+        Jobs run before messages queued for commit (after the batch being
+        committed), in the order they came: under a backlog of thousands of
+        submissions an Acknowledge waits for one commit, not for all of them.
+        """
         item = _Job(job)
-        self._queue.put(item)
+        self._jobs.put(item)
+        self._queue.put(_WAKE)
         return item.future
 
     def close(self) -> None:
@@ -109,13 +122,12 @@ class GroupCommitter:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
+            self._run_jobs()
             if first is None:
                 return
-            if isinstance(first, _Job):
-                self._execute(first)
+            if first is _WAKE:
                 continue
-            batch = [first]
-            after: _Job | None = None
+            batch = [cast(Pending, first)]
             stop = False
             while len(batch) < self._max_batch:
                 try:
@@ -125,18 +137,20 @@ class GroupCommitter:
                 if item is None:
                     stop = True
                     break
-                if isinstance(item, _Job):
-                    # Runs right after this batch, in arrival order. Putting it
-                    # back at the tail would starve it (and every Acknowledge
-                    # waiting on it) for as long as submissions keep coming.
-                    after = item
-                    break
-                batch.append(item)
+                if item is not _WAKE:  # a job's wake-up: it runs after this batch
+                    batch.append(cast(Pending, item))
             self._commit(batch)
-            if after is not None:
-                self._execute(after)
+            self._run_jobs()
             if stop:
                 return
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            self._execute(job)
 
     def _execute(self, job: _Job) -> None:
         try:

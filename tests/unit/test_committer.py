@@ -1,6 +1,6 @@
-"""The writer thread's order: a job (delivery records behind an Acknowledge, a
-sweep) runs right after the submissions queued before it, never behind the
-ones that keep arriving."""
+"""The writer thread's order: a job (the delivery records behind an
+Acknowledge, a sweep) waits at most for the batch being committed, never for
+the submissions queued behind it; and a caller that gave up stops nothing."""
 
 from __future__ import annotations
 
@@ -20,12 +20,18 @@ class FakeStore:
 
 
 class Recording(GroupCommitter):
+    """Records what the writer does; its first batch waits for ``gate``."""
+
     def __init__(self) -> None:
         self.order: list[object] = []
+        self.gate = threading.Event()
+        self.committing = threading.Event()
         super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
 
     def _commit(self, batch: list[Pending]) -> None:
         self.order.append(("batch", [p.message for p in batch]))
+        self.committing.set()
+        assert self.gate.wait(10), "the gate never opened"
         for pending in batch:
             pending.future.set_result(None)  # type: ignore[arg-type]
 
@@ -37,32 +43,29 @@ def pending(name: str) -> Pending:
     return Pending(message=name, events=[], receipt_for=None)  # type: ignore[arg-type]
 
 
-def test_a_job_runs_after_what_was_queued_before_it_and_before_what_came_after() -> None:
+def test_a_job_waits_for_the_batch_being_committed_not_for_the_queue_behind_it() -> None:
     committer = Recording()
-    gate = threading.Event()
+
+    def job(session: Any) -> list[Pending]:
+        committer.order.append("job")
+        return []
+
     try:
-
-        def hold(session: Any) -> list[Pending]:
-            assert gate.wait(10), "the gate never opened"
-            return []
-
-        def job(session: Any) -> list[Pending]:
-            committer.order.append("job")
-            return []
-
-        futures: list[Future[Any]] = [committer.execute(hold)]
-        futures += [committer.submit(pending(f"a{i}")) for i in range(3)]
-        futures.append(committer.execute(job))
+        futures: list[Future[Any]] = [committer.submit(pending("a"))]
+        assert committer.committing.wait(10)
         futures += [committer.submit(pending(f"b{i}")) for i in range(3)]
-        gate.set()
+        futures.append(committer.execute(job))
+        futures += [committer.submit(pending(f"c{i}")) for i in range(2)]
+        committer.gate.set()
         for future in futures:
             future.result(timeout=10)
     finally:
+        committer.gate.set()
         committer.close()
     assert committer.order == [
-        ("batch", ["a0", "a1", "a2"]),
+        ("batch", ["a"]),
         "job",
-        ("batch", ["b0", "b1", "b2"]),
+        ("batch", ["b0", "b1", "b2", "c0", "c1"]),
     ]
 
 
