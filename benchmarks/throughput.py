@@ -82,7 +82,6 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -110,6 +109,8 @@ TARGET_RSS_MB = 300.0
 #: Messages a load stream has sent but not had an answer for (the gateway works
 #: on 256 of a stream at once); bounds what is buffered, so a time cap holds.
 STREAM_IN_FLIGHT = 512
+#: Acknowledge calls each reader keeps in flight.
+ACKERS = 4
 #: py-spy samples per second (--profile).
 PROFILE_RATE = 100
 #: No progress for this long while waiting for deliveries ends the wait.
@@ -803,14 +804,13 @@ class InboxReader:
         self.acknowledged = 0
         self.unknown = 0
         self.lock = threading.Lock()
-        #: Acknowledge calls in flight at once: the stream keeps flowing while
-        #: the gateway records a batch (at most max_in_flight stay unsettled).
-        self.ackers = ThreadPoolExecutor(4)
         self.errors: Counter[str] = Counter()
         self.stream: Any = None
+        #: ACKERS Acknowledge calls in flight at once: the stream keeps flowing
+        #: while the gateway records a batch (at most max_in_flight stay unsettled).
         self.threads = [
             threading.Thread(target=self.read, daemon=True),
-            threading.Thread(target=self.settle, daemon=True),
+            *(threading.Thread(target=self.settle, daemon=True) for _ in range(ACKERS)),
         ]
 
     def start(self) -> None:
@@ -838,20 +838,20 @@ class InboxReader:
                 self.stop.wait(0.5)  # back off before reconnecting
 
     def settle(self) -> None:
+        """One acker: takes what was read and not yet acknowledged (up to
+        ack_batch) whenever its previous call has returned, so a slow
+        Acknowledge makes the next one bigger, not the queue of calls longer."""
         while not self.stop.is_set():
             try:
-                first = self.to_ack.get(timeout=0.2)
+                batch = [self.to_ack.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            batch = [first]
-            linger = time.monotonic() + 0.02
             while len(batch) < self.ack_batch:
                 try:
-                    batch.append(self.to_ack.get(timeout=max(0.0, linger - time.monotonic())))
+                    batch.append(self.to_ack.get_nowait())
                 except queue.Empty:
                     break
-            self.ackers.submit(self._acknowledge, batch)
-        self.ackers.shutdown(wait=True)
+            self._acknowledge(batch)
 
     def _acknowledge(self, batch: list[str]) -> None:
         import grpc
