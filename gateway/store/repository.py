@@ -434,6 +434,7 @@ class Store:
                 )
                 .where(OutboxRow.id.in_(ids))
                 .order_by(OutboxRow.id)
+                .with_for_update()  # in id order, as delivery records lock them
             ).all()
             session.execute(
                 update(OutboxRow)
@@ -476,50 +477,61 @@ class Store:
     def record_delivery_batch(
         session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
     ) -> int:
-        """Record many (recipient, event, [(sender, mid)]) at once: one query and
+        """Record many (recipient, event, [(sender, mid)]) at once: one query,
         one update per recipient and event, one audit append for all.
 
-        Outbox rows are updated before the audit head is locked — the order the
-        relay uses too — so the two never deadlock on PostgreSQL."""
+        Outbox rows are locked in id order before the audit head — the order
+        the relay uses too — so the two do not deadlock on PostgreSQL."""
         now = _now()
         grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for recipient, event, messages in records:
             grouped.setdefault((recipient, event), []).extend(messages)
+        wanted = [(r, s, m) for (r, _), messages in grouped.items() for s, m in messages]
+        # Every row of the batch is locked by one statement, in id order, as
+        # the relay locks the rows it marks: rows locked group by group (or
+        # in two scan orders) deadlocked with the relay under load.
+        found: dict[tuple[str, str, str], dict[str, Any]] = {
+            (row.recipient, row.sender, row.mid): row._asdict()
+            for row in session.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.recipient,
+                    OutboxRow.sender,
+                    OutboxRow.mid,
+                    OutboxRow.kind,
+                    OutboxRow.delivered_at,
+                    OutboxRow.acknowledged_at,
+                )
+                .where(
+                    OutboxRow.recipient.in_({r for r, _, _ in wanted}),
+                    OutboxRow.sender.in_({s for _, s, _ in wanted}),
+                    OutboxRow.mid.in_({m for _, _, m in wanted}),
+                    OutboxRow.destination == "inbox",
+                )
+                .order_by(OutboxRow.id)
+                .with_for_update()
+            )
+        }
+        column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}
         changed = 0
         events: list[AuditEvent] = []
         for (recipient, event), messages in grouped.items():
-            wanted = set(messages)
             rows = {
-                (row.sender, row.mid): row
-                for row in session.execute(
-                    select(
-                        OutboxRow.id,
-                        OutboxRow.sender,
-                        OutboxRow.mid,
-                        OutboxRow.kind,
-                        OutboxRow.delivered_at,
-                        OutboxRow.acknowledged_at,
-                    ).where(
-                        OutboxRow.sender.in_({sender for sender, _ in messages}),
-                        OutboxRow.mid.in_({mid for _, mid in messages}),
-                        OutboxRow.recipient == recipient,
-                        OutboxRow.destination == "inbox",
-                    )
-                )
-                if (row.sender, row.mid) in wanted
+                (sender, mid): found[(recipient, sender, mid)]
+                for sender, mid in messages
+                if (recipient, sender, mid) in found
             }
-            column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}
-            unset = [
-                row.id
+            unset = {
+                row["id"]: row
                 for row in rows.values()
-                if event in column and getattr(row, column[event]) is None
-            ]
+                if event in column and row[column[event]] is None
+            }
             if unset:
                 # An acknowledgement also marks a delivery handed over, if its
                 # hand-over record did not come first: one statement for both.
                 session.execute(
                     update(OutboxRow)
-                    .where(OutboxRow.id.in_(unset))
+                    .where(OutboxRow.id.in_(list(unset)))
                     .values(
                         {
                             "delivered_at": func.coalesce(OutboxRow.delivered_at, now),
@@ -528,14 +540,17 @@ class Store:
                     )
                     .execution_options(synchronize_session=False)
                 )
+                for row in unset.values():  # what a later group of this batch reads
+                    row["delivered_at"] = row["delivered_at"] or now
+                    row[column[event]] = now
                 changed += len(unset)
             events += [
                 AuditEvent(
                     event,
                     recipient,
                     mid=mid,
-                    kind=rows[(sender, mid)].kind,
-                    detail={"sender": sender, "outbox_id": rows[(sender, mid)].id},
+                    kind=rows[(sender, mid)]["kind"],
+                    detail={"sender": sender, "outbox_id": rows[(sender, mid)]["id"]},
                 )
                 for sender, mid in messages
                 if (sender, mid) in rows
