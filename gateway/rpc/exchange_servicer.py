@@ -86,13 +86,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._names = names
         self._sessions: dict[str, _ReceiveSession] = {}
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _run(self, fn: Callable[..., T], *args: Any, pool: Executor | None = None) -> T:
+        pool = pool or self._executor
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> str:
         token = bearer_from_metadata(context.invocation_metadata() or ())
-        return await asyncio.get_running_loop().run_in_executor(
-            self._control, self._service.authenticate, token, certificate_agency(context)
+        return await self._run(
+            self._service.authenticate, token, certificate_agency(context), pool=self._control
         )
 
     async def Submit(

@@ -19,14 +19,24 @@ class FakeStore:
         yield None
 
 
-class Recording(GroupCommitter):
+class Offline(GroupCommitter):
+    """A committer on a fake store: jobs store nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
+
+    def _store_all(self, session: Any, pendings: Sequence[Pending], extra: Sequence[Any]) -> Any:
+        return {}
+
+
+class Recording(Offline):
     """Records what the writer does; its first batch waits for ``gate``."""
 
     def __init__(self) -> None:
         self.order: list[object] = []
         self.gate = threading.Event()
         self.committing = threading.Event()
-        super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
+        super().__init__()
 
     def _commit(self, batch: list[Pending]) -> None:
         self.order.append(("batch", [p.message for p in batch]))
@@ -34,9 +44,6 @@ class Recording(GroupCommitter):
         assert self.gate.wait(10), "the gate never opened"
         for pending in batch:
             pending.future.set_result(None)  # type: ignore[arg-type]
-
-    def _store_all(self, session: Any, pendings: Sequence[Pending], extra: Sequence[Any]) -> Any:
-        return {}
 
 
 def pending(name: str) -> Pending:
@@ -69,17 +76,11 @@ def test_a_job_waits_for_the_batch_being_committed_not_for_the_queue_behind_it()
     ]
 
 
-class Storing(GroupCommitter):
-    """Commits nothing anywhere; each pending message is 'stored' as its name."""
-
-    def __init__(self) -> None:
-        super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
+class Storing(Offline):
+    """Each pending message is 'stored' as its name."""
 
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         return [_Outcome(p, stored=p.message) for p in batch]  # type: ignore[arg-type]
-
-    def _store_all(self, session: Any, pendings: Sequence[Pending], extra: Sequence[Any]) -> Any:
-        return {}
 
 
 def test_a_caller_that_gave_up_does_not_stop_the_writer() -> None:
