@@ -21,13 +21,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway import bootstrap, kinds, logs, validation
+from gateway import bootstrap, logs
 from gateway.client import build_envelope
 from gateway.config import Settings
-from gateway.provision import ensure_principals
-from gateway.routing import Lookups
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain import kinds, validation
+from gateway.domain.routing import Lookups
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws
+from gateway.service.provision import ensure_principals
 
 
 def _enrolment(number: int) -> pb.RosterChange:

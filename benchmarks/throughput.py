@@ -157,14 +157,14 @@ class Payloads:
 
     def resident_id(self, unit: str) -> str:
         """A valid ID number of a man (the sequence number is odd)."""
-        from gateway.validation import check_character
+        from gateway.domain.validation import check_character
 
         birth = date(1960, 1, 1) + timedelta(days=self.rng.randrange(40 * 365))
         first17 = f"{unit}{birth:%Y%m%d}{self.rng.randrange(500) * 2 + 1:03d}"
         return first17 + check_character(first17)
 
     def roster_change(self, person: str | None = None) -> Any:
-        from gateway.rpc.silian.v1 import payloads_pb2 as pb
+        from gateway.proto.silian.v1 import payloads_pb2 as pb
 
         unit = person[:6] if person else self.rng.choice(self.UNITS)
         today = date.today()
@@ -188,7 +188,7 @@ class Payloads:
         )
 
     def verification_result(self) -> Any:
-        from gateway.rpc.silian.v1 import payloads_pb2 as pb
+        from gateway.proto.silian.v1 import payloads_pb2 as pb
 
         person = self.rng.choice(self.pool)
         unit = person[:6]
@@ -208,7 +208,7 @@ class Payloads:
         return result
 
     def inspection_finding(self) -> Any:
-        from gateway.rpc.silian.v1 import payloads_pb2 as pb
+        from gateway.proto.silian.v1 import payloads_pb2 as pb
 
         today = date.today()
         return pb.InspectionFinding(
@@ -527,7 +527,7 @@ class LoadWorker:
     async def stream(self, lanes: list[tuple[str, list[Any]]], cap: float = 0.0) -> dict[str, Any]:
         import grpc
 
-        from gateway.rpc.silian.v1 import exchange_pb2, exchange_pb2_grpc
+        from gateway.proto.silian.v1 import exchange_pb2, exchange_pb2_grpc
 
         accepted = sent = 0
         rejected: Counter[str] = Counter()
@@ -603,7 +603,7 @@ class LoadWorker:
     ) -> dict[str, Any]:
         import grpc
 
-        from gateway.rpc.silian.v1 import exchange_pb2, exchange_pb2_grpc
+        from gateway.proto.silian.v1 import exchange_pb2, exchange_pb2_grpc
 
         latencies: list[float] = []
         errors: Counter[str] = Counter()
@@ -669,7 +669,7 @@ class LoadWorker:
         moment to the end of the run (a lower bound of its latency)."""
         import grpc
 
-        from gateway.rpc.silian.v1 import exchange_pb2, exchange_pb2_grpc
+        from gateway.proto.silian.v1 import exchange_pb2, exchange_pb2_grpc
 
         channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         stub = exchange_pb2_grpc.ExchangeStub(channel)
@@ -1282,8 +1282,8 @@ class Harness:
 
     def _provision(self) -> None:
         from gateway import bootstrap
-        from gateway.provision import ensure_principals
         from gateway.security import private_to_pem
+        from gateway.service.provision import ensure_principals
 
         settings = self._settings()
         store = bootstrap.open_store(settings)

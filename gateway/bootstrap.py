@@ -11,16 +11,16 @@ from pathlib import Path
 
 import structlog
 
-from gateway import linkage
 from gateway.broker.relay import OutboxRelay
 from gateway.broker.topology import Names
 from gateway.config import Settings
-from gateway.exchange import ExchangeService
-from gateway.policy import Policy
-from gateway.signer import GatewaySigner, load_or_create_key, load_or_create_secret
+from gateway.domain import linkage
+from gateway.domain.policy import Policy
+from gateway.domain.units import Units
+from gateway.security.signer import GatewaySigner, load_or_create_key, load_or_create_secret
+from gateway.service.exchange import ExchangeService
 from gateway.store import db
 from gateway.store.repository import Store
-from gateway.units import Units
 
 log = structlog.get_logger(__name__)
 

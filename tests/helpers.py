@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 import grpc
 
 from gateway.client import AgencyClient
-from gateway.rpc.silian.v1 import envelope_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.validation import check_character
+from gateway.domain.validation import check_character
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 _rng = random.Random(20261127)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters.detox.formats import record_mapper
 from adapters.detox.linkage import AGENCY
 from adapters.partner_services.exports import PARTNER_EXPORTS
-from gateway.connectors import connector_commands
+from gateway.client.connectors import connector_commands
 
 detox = connector_commands(
     "detox",

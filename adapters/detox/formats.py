@@ -12,9 +12,9 @@ Out: the referrals and changes it received (``adapters.partner_services.exports`
 from __future__ import annotations
 
 from adapters.partner_services.records import Headers, ServiceRecordMapper, record_columns
-from gateway.connectors import Labels
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import Labels
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 #: The services of the 新航驿站 team (活动类型), as its staff write them.
 SERVICE_TYPES = Labels.of_enum(

@@ -12,7 +12,7 @@ sent:
   服务对象编号, 年龄段, 变动类型, 区县代码, 生效日期.
 
 Each row ends with 消息编号 (the message id: the referral's reference),
-发送方 and 网关接收时间 (see ``gateway.connectors.exports``).
+发送方 and 网关接收时间 (see ``gateway.client.connectors.exports``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
 
-from gateway import kinds
-from gateway.connectors import ExportFormat
-from gateway.connectors.labels import ROSTER_CHANGE_TYPES, SERVICE_TYPES
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.client.connectors import ExportFormat
+from gateway.client.connectors.labels import ROSTER_CHANGE_TYPES, SERVICE_TYPES
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 
 def _referral_rows(message: Message) -> Iterable[Sequence[str]]:

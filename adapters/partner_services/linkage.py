@@ -20,10 +20,10 @@ no alerts and has no time-driven rules.
 
 from __future__ import annotations
 
-from gateway.errors import Conflict, FieldViolation, NotFound
-from gateway.kinds import SERVICE_RECORD
-from gateway.linkage import Accepted, AlertDraft, LinkageContext
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain.errors import Conflict, FieldViolation, NotFound
+from gateway.domain.kinds import SERVICE_RECORD
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 
 class PartnerServiceLinkage:

@@ -23,11 +23,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.connectors import Cells, Column, FieldError, Labels, NativeFormat, Outgoing, Row
-from gateway.connectors.labels import EVENT_KINDS, SERVICE_OUTCOMES
-from gateway.kinds import SERVICE_RECORD
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import Cells, Column, FieldError, Labels, NativeFormat, Outgoing, Row
+from gateway.client.connectors.labels import EVENT_KINDS, SERVICE_OUTCOMES
+from gateway.domain.kinds import SERVICE_RECORD
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 PSEUDONYM = re.compile(r"P-[A-Z2-7]{20}")
 _WHOLE_NUMBER = re.compile(r"(\d{1,6})\s*(分钟|分|min|人|名)?", re.IGNORECASE)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.views import ViewContext, register_view
+from gateway.domain.views import ViewContext, register_view
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 RESOLVED = "resolved"
 

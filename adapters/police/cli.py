@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.police.formats import EXPORTS, VerificationMapper
-from gateway.connectors import connector_commands
+from gateway.client.connectors import connector_commands
 
 police = connector_commands(
     "police",

@@ -16,13 +16,21 @@ from datetime import UTC
 
 from google.protobuf.message import Message
 
-from gateway.connectors import Cells, Column, ExportFormat, FieldError, NativeFormat, Outgoing, Row
-from gateway.connectors.fields import local_text
-from gateway.connectors.labels import CHECK_OUTCOMES, CHECK_TYPES
-from gateway.connectors.standard import ROSTER_CHANGES
-from gateway.kinds import VERIFICATION_REQUEST, VERIFICATION_RESULT
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import (
+    Cells,
+    Column,
+    ExportFormat,
+    FieldError,
+    NativeFormat,
+    Outgoing,
+    Row,
+)
+from gateway.client.connectors.fields import local_text
+from gateway.client.connectors.labels import CHECK_OUTCOMES, CHECK_TYPES
+from gateway.client.connectors.standard import ROSTER_CHANGES
+from gateway.domain.kinds import VERIFICATION_REQUEST, VERIFICATION_RESULT
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 _DIVISION_CODE = re.compile(r"\d{6}")
 

@@ -26,12 +26,12 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from adapters.police.roster import Supervised
-from gateway.connectors.fields import CHINA_TIME
-from gateway.connectors.labels import CHECK_TYPES
-from gateway.errors import FieldViolation, NotFound
-from gateway.kinds import ROSTER_CHANGE, VERIFICATION_RESULT
-from gateway.linkage import Accepted, AlertDraft, LinkageContext
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.client.connectors.fields import CHINA_TIME
+from gateway.client.connectors.labels import CHECK_TYPES
+from gateway.domain.errors import FieldViolation, NotFound
+from gateway.domain.kinds import ROSTER_CHANGE, VERIFICATION_RESULT
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 DEFAULT_SILENCE_DAYS = 7
 SILENCE_DAYS_ENV = "SILIAN_POLICE_SILENCE_DAYS"

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 _ABSENCES = frozenset(
     {pb.ROSTER_CHANGE_TYPE_LEAVE_GRANTED, pb.ROSTER_CHANGE_TYPE_FREQUENT_TRAVEL_APPROVED}

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from adapters.procuratorate.formats import EXPORTS, LedgerMapper
-from gateway.connectors import connector_commands
+from gateway.client.connectors import connector_commands
 
 procuratorate = connector_commands(
     "procuratorate",

@@ -27,8 +27,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from gateway.errors import FailedPrecondition, FieldViolation
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain.errors import FailedPrecondition, FieldViolation
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 
 class State(StrEnum):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
 
-from gateway.connectors import (
+from gateway.client.connectors import (
     Cells,
     Column,
     ExportFormat,
@@ -27,11 +27,11 @@ from gateway.connectors import (
     Outgoing,
     Row,
 )
-from gateway.connectors.labels import FINDING_CATEGORIES, SEVERITIES
-from gateway.connectors.standard import ALERTS, ROSTER_CHANGES
-from gateway.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors.labels import FINDING_CATEGORIES, SEVERITIES
+from gateway.client.connectors.standard import ALERTS, ROSTER_CHANGES
+from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 FINDING = "finding"
 #: 记录类型: a finding, or a decision on a rectification.

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from adapters.procuratorate.findings import Finding, Step, repeated_finding, unknown_finding
-from gateway.connectors.fields import CHINA_TIME
-from gateway.connectors.labels import FINDING_CATEGORIES
-from gateway.errors import FieldViolation
-from gateway.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
-from gateway.linkage import Accepted, AlertDraft, LinkageContext
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.validation import ValidationContext, register_validator
+from gateway.client.connectors.fields import CHINA_TIME
+from gateway.client.connectors.labels import FINDING_CATEGORIES
+from gateway.domain.errors import FieldViolation
+from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
+from gateway.domain.validation import ValidationContext, register_validator
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 _PREFIX = "finding:"
 MAX_FINDING_ID = 128

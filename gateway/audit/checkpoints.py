@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import tree
 from gateway.audit.note import Checkpoint, Signer
 from gateway.config import Settings
-from gateway.signer import load_or_create_key
+from gateway.security.signer import load_or_create_key
 from gateway.store.models import AuditCheckpoint
 from gateway.store.repository import Store
 

@@ -21,17 +21,17 @@ from sqlalchemy import select
 from gateway.audit import checkpoints, tree
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
-from gateway.errors import (
+from gateway.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidMessage,
     NotFound,
     PermissionDenied,
 )
-from gateway.policy import Policy
+from gateway.domain.policy import Policy
+from gateway.domain.validation import canonical_resident_id, resident_id_problem
 from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.store.repository import Store
-from gateway.validation import canonical_resident_id, resident_id_problem
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -20,7 +20,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker.topology import Names, blocking_channel, broker_error, connection_parameters
-from gateway.errors import Unavailable
+from gateway.domain.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 

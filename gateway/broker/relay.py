@@ -26,7 +26,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker.topology import Names, broker_error, connection_parameters
-from gateway.errors import GatewayError, Unavailable
+from gateway.domain.errors import GatewayError, Unavailable
 
 log = structlog.get_logger(__name__)
 

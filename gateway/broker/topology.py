@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.errors import FailedPrecondition, GatewayError, NotFound, Unavailable
+from gateway.domain.errors import FailedPrecondition, GatewayError, NotFound, Unavailable
 
 HEARTBEAT_SECONDS = 30
 BLOCKED_CONNECTION_TIMEOUT_SECONDS = 60

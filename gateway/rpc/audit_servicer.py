@@ -20,8 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.audit import log as audit_log
 from gateway.audit.service import AuditService, Entry, EntryFilter, Step, SubjectAccess
 from gateway.bootstrap import Gateway, subject_keys
-from gateway.errors import GatewayError
-from gateway.exchange import ExchangeService
+from gateway.domain.errors import GatewayError
+from gateway.proto.silian.v1 import audit_pb2, audit_pb2_grpc
 from gateway.rpc.common import (
     BAD_REQUEST,
     UNDECODABLE,
@@ -29,8 +29,8 @@ from gateway.rpc.common import (
     certificate_agency,
 )
 from gateway.rpc.errors import to_grpc_status
-from gateway.rpc.silian.v1 import audit_pb2, audit_pb2_grpc
 from gateway.security.tokens import bearer_from_metadata
+from gateway.service.exchange import ExchangeService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

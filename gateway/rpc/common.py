@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from gateway.errors import InvalidMessage
+from gateway.domain.errors import InvalidMessage
 
 
 class Undecodable:

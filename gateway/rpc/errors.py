@@ -7,8 +7,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from gateway import errors
-from gateway.rpc.silian.v1 import exchange_pb2
+from gateway.domain import errors
+from gateway.proto.silian.v1 import exchange_pb2
 
 DOMAIN = "silian.gateway"
 

@@ -13,12 +13,11 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from gateway.admission import Admission
 from gateway.audit import log as audit
 from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
-from gateway.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
-from gateway.exchange import ExchangeService
+from gateway.domain.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.rpc.common import (
     BAD_REQUEST,
     TolerantRegistration,
@@ -27,8 +26,9 @@ from gateway.rpc.common import (
     undecodable,
 )
 from gateway.rpc.errors import to_grpc_status, to_rejection
-from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security.tokens import bearer_from_metadata
+from gateway.service.admission import Admission
+from gateway.service.exchange import ExchangeService
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

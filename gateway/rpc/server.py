@@ -18,14 +18,14 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
-from gateway.admission import Admission, parse_rate_limits
 from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway, recipients
 from gateway.broker import topology
 from gateway.config import Settings
+from gateway.proto.silian.v1 import audit_pb2, exchange_pb2
 from gateway.rpc import audit_servicer
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
-from gateway.rpc.silian.v1 import audit_pb2, exchange_pb2
+from gateway.service.admission import Admission, parse_rate_limits
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.types import Options
 
-from gateway.errors import FieldViolation, InvalidMessage, Unauthenticated
+from gateway.domain.errors import FieldViolation, InvalidMessage, Unauthenticated
 from gateway.security.keys import ALGORITHM, KeyLookup, KeyRecord, load_public_raw
 
 # PyJWT checks only the signature; the claims are checked here, against the

@@ -18,7 +18,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.types import Options
 
-from gateway.errors import Unauthenticated
+from gateway.domain.errors import Unauthenticated
 from gateway.security.keys import ALGORITHM, KeyLookup, KeyRecord, load_public_raw
 
 # The reason for each PyJWT error; the most specific class listed wins.

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import log as audit
 from gateway.audit.log import AuditEvent
 from gateway.broker.relay import OutboxItem
-from gateway.errors import Conflict, NotFound, Unavailable
+from gateway.domain.errors import Conflict, NotFound, Unavailable
 from gateway.security.keys import KeyRecord
 from gateway.store.bulk import insert_rows
 from gateway.store.models import (

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway import bootstrap
 from gateway.client import AgencyClient
 from gateway.config import Settings
-from gateway.provision import ensure_principals
-from gateway.runner import BackgroundGateway
+from gateway.rpc.background import BackgroundGateway
+from gateway.service.provision import ensure_principals
 
 
 @dataclass

@@ -17,14 +17,14 @@ from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from gateway import kinds
 from gateway.audit import merkle
 from gateway.audit.checkpoints import audit_signer
 from gateway.audit.note import Checkpoint, open_checkpoint
 from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.config import Settings
-from gateway.rpc.silian.v1 import audit_pb2, audit_pb2_grpc, envelope_pb2
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import audit_pb2, audit_pb2_grpc, envelope_pb2
 from tests.e2e.conftest import Running
 from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit
 

@@ -16,10 +16,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import select
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.client import build_envelope
 from gateway.config import Settings
-from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import generate_private_key, issue_token, kid_for, public_raw, sign_message
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store

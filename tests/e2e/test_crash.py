@@ -13,11 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.client import AgencyClient, build_envelope
 from gateway.config import Settings
-from gateway.provision import ensure_principals
-from gateway.rpc.silian.v1 import envelope_pb2
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.service.provision import ensure_principals
 from tests.e2e.processes import GatewayProcess, wait_health
 from tests.helpers import enrolment, receive_mids
 

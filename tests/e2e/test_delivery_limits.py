@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway import kinds
 from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.config import Settings
+from gateway.domain import kinds
 from tests.e2e.conftest import Running
 from tests.helpers import enrolled, enrolment, receive_mids, verification_hit
 

@@ -10,9 +10,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.client import AgencyClient
-from gateway.rpc.silian.v1 import exchange_pb2
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import exchange_pb2
 from gateway.security import verify_gateway
 from tests.e2e.conftest import Running
 from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit

@@ -11,13 +11,14 @@ import pika
 import pytest
 from click.testing import CliRunner
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
+from gateway.broker.feed import pattern, verify
 from gateway.broker.topology import Names
 from gateway.cli import main
 from gateway.client import AgencyClient
-from gateway.feed import pattern, verify
-from gateway.routing import SIGNATURE_HEADER
-from gateway.rpc.silian.v1 import envelope_pb2
+from gateway.domain import kinds
+from gateway.domain.routing import SIGNATURE_HEADER
+from gateway.proto.silian.v1 import envelope_pb2
 from gateway.security import verify_gateway
 from tests.e2e.conftest import Running
 from tests.helpers import enrolled, enrolment, verification_hit

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import kinds
 from gateway.client import build_envelope
-from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import issue_token, kid_for, public_raw
 from tests.e2e.conftest import Running
 from tests.helpers import enrolment

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
 
-from gateway import kinds
 from gateway.cli import main
 from gateway.client import AgencyClient
-from gateway.connectors import Outgoing
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.client.connectors import Outgoing
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.e2e.conftest import Running
 from tests.helpers import enrolment, receive_mids, referral, resident_id
 

@@ -16,12 +16,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from gateway import kinds
 from gateway.cli import main
 from gateway.client import AgencyClient
-from gateway.connectors import CHINA_TIME
-from gateway.rpc.silian.v1 import envelope_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.client.connectors import CHINA_TIME
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.e2e.conftest import Running
 from tests.helpers import enrolment, resident_id
 

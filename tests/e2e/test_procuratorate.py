@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook
 
-from gateway import kinds
 from gateway.cli import main
 from gateway.client import AgencyClient
-from gateway.rpc.silian.v1 import envelope_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain import kinds
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.e2e.conftest import Running
 from tests.helpers import resident_id
 

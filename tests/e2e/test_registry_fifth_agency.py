@@ -23,14 +23,14 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from gateway import kinds, linkage, views
 from gateway.broker.topology import Names
 from gateway.config import Settings
-from gateway.errors import FailedPrecondition
-from gateway.linkage import Accepted, AlertDraft, LinkageContext
-from gateway.policy import Policy
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.views import ViewContext
+from gateway.domain import kinds, linkage, views
+from gateway.domain.errors import FailedPrecondition
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
+from gateway.domain.policy import Policy
+from gateway.domain.views import ViewContext
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import Running
 from tests.helpers import enrolment, receive_mids, resident_id

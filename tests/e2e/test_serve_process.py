@@ -14,10 +14,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.client import AgencyClient
 from gateway.config import Settings
-from gateway.provision import ensure_principals
+from gateway.domain import kinds
+from gateway.service.provision import ensure_principals
 from tests.helpers import enrolment, receive_mids
 
 

@@ -16,11 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.client import AgencyClient
 from gateway.config import Settings
-from gateway.provision import ensure_principals
-from gateway.runner import BackgroundGateway
+from gateway.domain import kinds
+from gateway.rpc.background import BackgroundGateway
+from gateway.service.provision import ensure_principals
 from tests.helpers import enrolment
 
 

@@ -32,7 +32,7 @@ from gateway.broker import (
     declare,
     delete,
 )
-from gateway.errors import Unavailable
+from gateway.domain.errors import Unavailable
 
 AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 AGENCIES = ("police", "ngo")

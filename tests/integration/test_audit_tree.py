@@ -19,8 +19,8 @@ from gateway.audit.log import AuditEvent
 from gateway.audit.note import open_checkpoint
 from gateway.audit.service import AuditService, EntryFilter
 from gateway.config import Settings
-from gateway.errors import InvalidMessage, PermissionDenied
-from gateway.policy import Policy
+from gateway.domain.errors import InvalidMessage, PermissionDenied
+from gateway.domain.policy import Policy
 from gateway.store import db
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store

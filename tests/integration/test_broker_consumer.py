@@ -14,7 +14,7 @@ from gateway.broker import (
     blocking_publish_one,
 )
 from gateway.broker.consumer import ack_frames
-from gateway.errors import NotFound, Unavailable
+from gateway.domain.errors import NotFound, Unavailable
 from tests.integration.broker_fixtures import (
     FakeOutbox,
     Received,

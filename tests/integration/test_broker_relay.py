@@ -12,7 +12,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import Names, OutboxRelay, blocking_publish_one
-from gateway.errors import Unavailable
+from gateway.domain.errors import Unavailable
 from tests.integration.broker_fixtures import (
     WAIT_SECONDS,
     FakeOutbox,

@@ -8,7 +8,7 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import Names, blocking_channel, connection_parameters, declare, delete
-from gateway.errors import FailedPrecondition, NotFound
+from gateway.domain.errors import FailedPrecondition, NotFound
 from tests.integration.broker_fixtures import (
     AGENCIES,
     DELIVERY_LIMIT,

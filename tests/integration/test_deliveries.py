@@ -11,9 +11,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit
-from gateway.committer import GroupCommitter
-from gateway.deliveries import DeliveryRecorder
-from gateway.errors import Unavailable
+from gateway.domain.errors import Unavailable
+from gateway.service.committer import GroupCommitter
+from gateway.service.deliveries import DeliveryRecorder
 from gateway.store import db
 from gateway.store.repository import Store
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway.linkage import ITEMS_CHUNK, BatchState, LinkageContext, flush
+from gateway.domain.linkage import ITEMS_CHUNK, BatchState, LinkageContext, flush
+from gateway.domain.units import Units
 from gateway.store import db
-from gateway.units import Units
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 

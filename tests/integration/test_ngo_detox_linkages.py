@@ -10,15 +10,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
-from gateway import bootstrap, kinds
+from gateway import bootstrap
 from gateway.bootstrap import Gateway
 from gateway.client import build_envelope
 from gateway.config import Settings
-from gateway.errors import Conflict, NotFound
-from gateway.provision import ensure_principals
-from gateway.rpc.silian.v1 import envelope_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.views import age_band
+from gateway.domain import kinds
+from gateway.domain.errors import Conflict, NotFound
+from gateway.domain.views import age_band
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.service.provision import ensure_principals
 from tests.helpers import enrolment, referral, resident_id
 
 PARTNERS = {"ngo": False, "detox": True}  # principal: drug_related of its referrals

@@ -25,16 +25,17 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway import bootstrap, kinds, validation
+from gateway import bootstrap
 from gateway.bootstrap import Gateway
 from gateway.client import build_envelope
 from gateway.config import Settings
-from gateway.errors import GatewayError
-from gateway.exchange import GATEWAY_PRINCIPAL
-from gateway.provision import ensure_principals
-from gateway.routing import Lookups, sha256_hex
-from gateway.rpc.silian.v1 import envelope_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain import kinds, validation
+from gateway.domain.errors import GatewayError
+from gateway.domain.routing import Lookups, sha256_hex
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.service.exchange import GATEWAY_PRINCIPAL
+from gateway.service.provision import ensure_principals
 from tests.helpers import resident_id
 
 PARTNERS = ("ngo", "detox")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.audit.log import AuditEvent, leaf_hash
-from gateway.errors import Conflict
+from gateway.domain.errors import Conflict
 from gateway.store import db
 from gateway.store.models import AuditEntry, OutboxRow, StoredMessage
 from gateway.store.repository import NewMessage, NewOutboxRow, Store

@@ -1,7 +1,7 @@
 import pytest
 
-from gateway.admission import Admission, parse_rate_limits
-from gateway.errors import Overloaded
+from gateway.domain.errors import Overloaded
+from gateway.service.admission import Admission, parse_rate_limits
 
 
 class Clock:

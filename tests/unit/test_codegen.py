@@ -1,5 +1,5 @@
-from gateway.rpc import codegen
+from gateway.proto import codegen
 
 
 def test_committed_stubs_match_what_protos_generate() -> None:
-    assert codegen.stale_files() == [], "run: python -m gateway.rpc.codegen"
+    assert codegen.stale_files() == [], "run: python -m gateway.proto.codegen"

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from gateway.committer import GroupCommitter, Pending, _Outcome
+from gateway.service.committer import GroupCommitter, Pending, _Outcome
 
 
 class FakeStore:

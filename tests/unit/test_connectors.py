@@ -16,8 +16,7 @@ import pytest
 from google.protobuf.message import Message
 from openpyxl import Workbook
 
-from gateway import kinds
-from gateway.connectors import (
+from gateway.client.connectors import (
     Cells,
     Column,
     ExportFormat,
@@ -33,13 +32,14 @@ from gateway.connectors import (
     read_native,
     watch,
 )
-from gateway.connectors.exports import LEDGER
-from gateway.connectors.fields import parse_date, parse_moment
-from gateway.connectors.imports import refusal_problems
-from gateway.connectors.labels import CHECK_TYPES
-from gateway.rpc.silian.v1 import envelope_pb2, exchange_pb2
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors.exports import LEDGER
+from gateway.client.connectors.fields import parse_date, parse_moment
+from gateway.client.connectors.imports import refusal_problems
+from gateway.client.connectors.labels import CHECK_TYPES
+from gateway.domain import kinds
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.helpers import resident_id
 
 PERSON = resident_id()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from adapters.detox.formats import ACTIVITY_LEDGER, record_mapper
-from gateway.connectors import FieldError, Outgoing, read_native
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import FieldError, Outgoing, read_native
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 P1 = "P-ABCDEFGHIJKLMNOPQRST"
 HEADER = (

@@ -11,9 +11,9 @@ from openpyxl import Workbook
 
 from adapters.ngo.formats import SERVICE_RECORDS, record_mapper
 from adapters.partner_services.exports import CHANGES, REFERRALS
-from gateway.connectors import FieldError, FileProblem, Outgoing, read_native
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import FieldError, FileProblem, Outgoing, read_native
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 P1 = "P-ABCDEFGHIJKLMNOPQRST"
 P2 = "P-234567ABCDEFGHIJKLMN"

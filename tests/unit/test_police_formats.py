@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.police.formats import VERIFICATION_EXPORT, VERIFICATION_REQUESTS, VerificationMapper
-from gateway import kinds
-from gateway.connectors import FieldError, Outgoing, Row
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import FieldError, Outgoing, Row
+from gateway.domain import kinds
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.helpers import resident_id
 
 PERSON = resident_id()

@@ -12,12 +12,12 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from adapters.police.linkage import SILENCE_DAYS_ENV, PoliceLinkage, silence_days_from_env
-from gateway import kinds
-from gateway.errors import NotFound
-from gateway.linkage import Accepted, AlertDraft, LinkageContext, flush
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain import kinds
+from gateway.domain.errors import NotFound
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext, flush
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.store.models import Base
-from gateway.units import Units
 from tests.helpers import enrolment, resident_id
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import kinds
-from gateway.policy import Policy, Principal
+from gateway.domain import kinds
+from gateway.domain.policy import Policy, Principal
 
 DEFAULT = Policy.default()
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from adapters.procuratorate.formats import RECTIFICATIONS, SUPERVISION_LEDGER, LedgerMapper
-from gateway import kinds
-from gateway.connectors import FieldError, Outgoing, Row
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
+from gateway.client.connectors import FieldError, Outgoing, Row
+from gateway.domain import kinds
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.helpers import resident_id
 
 PERSON = resident_id()

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from adapters.procuratorate.findings import TRANSITIONS, State, Step
 from adapters.procuratorate.linkage import MAX_FINDING_ID, ProcuratorateLinkage
-from gateway import kinds, validation
-from gateway.errors import FailedPrecondition
-from gateway.linkage import Accepted, AlertDraft, LinkageContext, flush
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
+from gateway.domain import kinds, validation
+from gateway.domain.errors import FailedPrecondition
+from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext, flush
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.store.models import Base
-from gateway.units import Units
 
 ISSUED_AT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 DEADLINE = "2026-03-31"

@@ -1,5 +1,5 @@
 """Adapter policies: each linkage adapter brings its agency's routes and views in
-its own policy.toml, merged into the central policy (gateway.policy)."""
+its own policy.toml, merged into the central policy (gateway.domain.policy)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import kinds, views
-from gateway.policy import AdapterPolicy, Policy
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.validation import check_character
+from gateway.domain import kinds, views
+from gateway.domain.policy import AdapterPolicy, Policy
+from gateway.domain.validation import check_character
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 CENTRAL = """
 version = 1

@@ -1,7 +1,7 @@
 import grpc
 from google.rpc import error_details_pb2
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.rpc.errors import STATUS_CODES, to_rejection, to_rpc_status
 
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwcrypto import jwk, jws
 
-from gateway.errors import FieldViolation, GatewayError, InvalidMessage, Unauthenticated
+from gateway.domain.errors import FieldViolation, GatewayError, InvalidMessage, Unauthenticated
 from gateway.security import (
     KeyRecord,
     MessageClaims,

@@ -8,7 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.errors import Unauthenticated
+from gateway.domain.errors import Unauthenticated
 from gateway.security import (
     KeyRecord,
     StaticKeys,

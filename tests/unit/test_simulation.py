@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
-from gateway import kinds
-from gateway.simulation import Known, Simulation
-from gateway.units import Units
-from gateway.validation import validate
+from gateway.demo.simulation import Known, Simulation
+from gateway.domain import kinds
+from gateway.domain.units import Units
+from gateway.domain.validation import validate
 
 TODAY = date(2026, 11, 27)
 

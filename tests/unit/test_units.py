@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.units import Unit, Units
+from gateway.domain.units import Unit, Units
 
 BAOJI = {
     "610302": "渭滨区",

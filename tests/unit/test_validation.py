@@ -8,17 +8,17 @@ import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway import kinds, validation
-from gateway.errors import FieldViolation
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.units import Units
-from gateway.validation import (
+from gateway.domain import kinds, validation
+from gateway.domain.errors import FieldViolation
+from gateway.domain.units import Units
+from gateway.domain.validation import (
     ValidationContext,
     check_character,
     register_validator,
     resident_id_problem,
     validate,
 )
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 TODAY = date(2025, 6, 1)
 UNITS = Units.default()

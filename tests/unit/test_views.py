@@ -15,10 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import kinds
-from gateway.rpc.silian.v1 import payloads_pb2 as pb
-from gateway.validation import check_character
-from gateway.views import (
+from gateway.domain import kinds
+from gateway.domain.validation import check_character
+from gateway.domain.views import (
     CONDITIONS,
     PSEUDONYMOUS_CLEARED_FIELDS,
     VIEWS,
@@ -28,6 +27,7 @@ from gateway.views import (
     register_condition,
     register_view,
 )
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 TODAY = date(2025, 6, 1)
 

@@ -1,0 +1,207 @@
+"""The words agencies' files use for the values of the payload enums.
+
+Each ``Labels`` table gives, per enum value, its Chinese label (written on
+export, listed first) and further accepted spellings. ``parse`` accepts any
+of them, the English enum name with or without its prefix
+(``CHECK_TYPE_HOTEL_STAY`` or ``hotel_stay``), ignoring case and spaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from gateway.client.connectors.files import normalize_header
+from gateway.proto.silian.v1 import payloads_pb2 as pb
+
+V = TypeVar("V")
+
+
+class Labels(Generic[V]):
+    """Labels of the values of one enum; see the module docstring."""
+
+    def __init__(self, table: Mapping[V, tuple[str, ...]]) -> None:
+        """``table`` gives each value its spellings, the one written on export first."""
+        self._labels = {value: spellings[0] for value, spellings in table.items()}
+        self._parse = {
+            normalize_header(spelling): value
+            for value, spellings in table.items()
+            for spelling in spellings
+        }
+
+    @staticmethod
+    def of_enum(enum: Any, prefix: str, table: Mapping[int, tuple[str, ...]]) -> Labels[int]:
+        """Labels of a protobuf enum whose value names start with ``prefix``;
+        each value is also accepted by its name with and without the prefix."""
+        return Labels(
+            {
+                value: (*spellings, enum.Name(value), enum.Name(value).removeprefix(prefix))
+                for value, spellings in table.items()
+            }
+        )
+
+    def parse(self, text: str) -> V | None:
+        return self._parse.get(normalize_header(text))
+
+    def label(self, value: V) -> str:
+        """The Chinese label of ``value`` (str(value) for a value without one)."""
+        return self._labels.get(value, str(value))
+
+    def choices(self) -> str:
+        """The Chinese labels, for error messages: ``旅馆住宿、出行、…``."""
+        return "、".join(self._labels.values())
+
+
+GENDERS = Labels.of_enum(
+    pb.Gender, "GENDER_", {pb.GENDER_MALE: ("男", "M"), pb.GENDER_FEMALE: ("女", "F")}
+)
+
+CHECK_TYPES = Labels.of_enum(
+    pb.CheckType,
+    "CHECK_TYPE_",
+    {
+        pb.CHECK_TYPE_HOTEL_STAY: ("旅馆住宿", "住宿", "hotel"),
+        pb.CHECK_TYPE_TRAVEL: ("出行", "交通出行", "乘车", "乘机"),
+        pb.CHECK_TYPE_INTERNET_CAFE: ("网吧上网", "上网", "internet"),
+        pb.CHECK_TYPE_DETENTION: ("拘留",),
+        pb.CHECK_TYPE_ARREST: ("逮捕",),
+        pb.CHECK_TYPE_NEW_OFFENCE: ("新的违法犯罪", "违法犯罪", "新罪"),
+        pb.CHECK_TYPE_DEVICE_SEPARATION: ("人机分离",),
+        pb.CHECK_TYPE_VIDEO_CHECK: ("视频点名", "video"),
+        pb.CHECK_TYPE_BIG_DATA: ("大数据核查", "big_data_check"),
+    },
+)
+
+CHECK_OUTCOMES = Labels.of_enum(
+    pb.CheckOutcome,
+    "CHECK_OUTCOME_",
+    {
+        pb.CHECK_OUTCOME_NO_HIT: ("未比中", "无异常", "正常"),
+        pb.CHECK_OUTCOME_HIT: ("比中", "命中"),
+        pb.CHECK_OUTCOME_ANOMALY: ("异常", "核查异常"),
+    },
+)
+
+SEVERITIES = Labels.of_enum(
+    pb.Severity,
+    "SEVERITY_",
+    {
+        pb.SEVERITY_LOW: ("低", "一般"),
+        pb.SEVERITY_MEDIUM: ("中", "较重"),
+        pb.SEVERITY_HIGH: ("高", "严重"),
+        pb.SEVERITY_URGENT: ("紧急", "特别严重"),
+    },
+)
+
+FINDING_CATEGORIES = Labels.of_enum(
+    pb.FindingCategory,
+    "FINDING_CATEGORY_",
+    {
+        pb.FINDING_CATEGORY_PROCURATORIAL_SUGGESTION: ("检察建议", "suggestion"),
+        pb.FINDING_CATEGORY_CORRECTION_OF_VIOLATION: ("纠正违法", "纠正违法通知书", "correction"),
+        pb.FINDING_CATEGORY_ORAL_CORRECTION: ("口头纠正", "oral"),
+    },
+)
+
+CLOSURE_DECISIONS = Labels.of_enum(
+    pb.ClosureDecision,
+    "CLOSURE_DECISION_",
+    {
+        pb.CLOSURE_DECISION_CLOSED: ("结案", "销号", "close"),
+        pb.CLOSURE_DECISION_REOPENED: ("重新整改", "退回整改", "reopen"),
+    },
+)
+
+ROSTER_CHANGE_TYPES = Labels.of_enum(
+    pb.RosterChangeType,
+    "ROSTER_CHANGE_TYPE_",
+    {
+        pb.ROSTER_CHANGE_TYPE_ENROLMENT: ("接收入矫",),
+        pb.ROSTER_CHANGE_TYPE_LEAVE_GRANTED: ("外出请假批准",),
+        pb.ROSTER_CHANGE_TYPE_LEAVE_ENDED: ("外出销假",),
+        pb.ROSTER_CHANGE_TYPE_FREQUENT_TRAVEL_APPROVED: ("经常性跨市县活动批准",),
+        pb.ROSTER_CHANGE_TYPE_RESIDENCE_CHANGED: ("迁居",),
+        pb.ROSTER_CHANGE_TYPE_PLACE_OF_EXECUTION_CHANGED: ("执行地变更",),
+        pb.ROSTER_CHANGE_TYPE_PROHIBITION_ORDER: ("禁止令",),
+        pb.ROSTER_CHANGE_TYPE_SUPERVISION_LEVEL_CHANGED: ("管理等级调整",),
+        pb.ROSTER_CHANGE_TYPE_COMMENDATION: ("表扬",),
+        pb.ROSTER_CHANGE_TYPE_REPRIMAND: ("训诫",),
+        pb.ROSTER_CHANGE_TYPE_WARNING: ("警告",),
+        pb.ROSTER_CHANGE_TYPE_PUBLIC_SECURITY_PENALTY_REQUESTED: ("提请治安处罚",),
+        pb.ROSTER_CHANGE_TYPE_REVOCATION_REQUESTED: ("提请撤销缓刑假释",),
+        pb.ROSTER_CHANGE_TYPE_IMPRISONMENT_REQUESTED: ("提请收监执行",),
+        pb.ROSTER_CHANGE_TYPE_SENTENCE_REDUCTION_REQUESTED: ("提请减刑",),
+        pb.ROSTER_CHANGE_TYPE_ABSCONDED: ("脱管",),
+        pb.ROSTER_CHANGE_TYPE_ABSCONDING_RESOLVED: ("脱管已查找",),
+        pb.ROSTER_CHANGE_TYPE_RELEASED_TERM_SERVED: ("期满解除矫正",),
+        pb.ROSTER_CHANGE_TYPE_RELEASED_PARDONED: ("赦免解除矫正",),
+        pb.ROSTER_CHANGE_TYPE_TERMINATED_REVOKED: ("撤销缓刑假释终止矫正",),
+        pb.ROSTER_CHANGE_TYPE_TERMINATED_IMPRISONED: ("收监执行终止矫正",),
+        pb.ROSTER_CHANGE_TYPE_TERMINATED_DEATH: ("死亡终止矫正",),
+    },
+)
+
+CORRECTION_CATEGORIES = Labels.of_enum(
+    pb.CorrectionCategory,
+    "CORRECTION_CATEGORY_",
+    {
+        pb.CORRECTION_CATEGORY_PUBLIC_SURVEILLANCE: ("管制",),
+        pb.CORRECTION_CATEGORY_PROBATION: ("缓刑",),
+        pb.CORRECTION_CATEGORY_PAROLE: ("假释",),
+        pb.CORRECTION_CATEGORY_TEMPORARY_SERVICE_OUTSIDE_PRISON: ("暂予监外执行",),
+    },
+)
+
+SUPERVISION_LEVELS = Labels.of_enum(
+    pb.SupervisionLevel,
+    "SUPERVISION_LEVEL_",
+    {
+        pb.SUPERVISION_LEVEL_STRICT: ("严管",),
+        pb.SUPERVISION_LEVEL_ORDINARY: ("普管",),
+        pb.SUPERVISION_LEVEL_LENIENT: ("宽管",),
+    },
+)
+
+ALERT_TYPES = Labels.of_enum(
+    pb.AlertType,
+    "ALERT_TYPE_",
+    {
+        pb.ALERT_TYPE_OUT_OF_BOUNDS: ("越界",),
+        pb.ALERT_TYPE_NEW_OFFENCE: ("新的违法犯罪",),
+        pb.ALERT_TYPE_DEVICE_SEPARATION: ("人机分离",),
+        pb.ALERT_TYPE_POSSIBLE_ABSCONDING: ("疑似脱管",),
+        pb.ALERT_TYPE_FINDING_OVERDUE: ("整改逾期",),
+    },
+)
+
+SERVICE_TYPES = Labels.of_enum(
+    pb.ServiceType,
+    "SERVICE_TYPE_",
+    {
+        pb.SERVICE_TYPE_COUNSELLING: ("心理咨询", "心理辅导"),
+        pb.SERVICE_TYPE_FREE_CLINIC: ("义诊",),
+        pb.SERVICE_TYPE_VOCATIONAL_TRAINING: ("职业技能培训", "技能培训"),
+        pb.SERVICE_TYPE_CHILD_ASSISTANCE: ("困境儿童帮扶",),
+        pb.SERVICE_TYPE_EXPERT_EDUCATION: ("专家教育", "专家讲座"),
+        pb.SERVICE_TYPE_DRUG_EDUCATION: ("禁毒教育",),
+        pb.SERVICE_TYPE_LEGAL_EDUCATION: ("法治教育", "法律教育"),
+        pb.SERVICE_TYPE_EMPLOYMENT_GUIDANCE: ("就业指导",),
+    },
+)
+
+EVENT_KINDS = Labels.of_enum(
+    pb.EventKind,
+    "EVENT_KIND_",
+    {pb.EVENT_KIND_INDIVIDUAL: ("个别", "个人"), pb.EVENT_KIND_GROUP: ("集体", "团体")},
+)
+
+SERVICE_OUTCOMES = Labels.of_enum(
+    pb.ServiceOutcome,
+    "SERVICE_OUTCOME_",
+    {
+        pb.SERVICE_OUTCOME_COMPLETED: ("已完成", "完成"),
+        pb.SERVICE_OUTCOME_PARTIAL: ("部分完成",),
+        pb.SERVICE_OUTCOME_NO_SHOW: ("未到场", "缺席"),
+        pb.SERVICE_OUTCOME_FOLLOW_UP_NEEDED: ("需跟进",),
+    },
+)

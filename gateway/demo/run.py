@@ -1,0 +1,320 @@
+"""``silian demo``: a compressed period of the four linkages through a real gateway.
+
+Starts a gateway on the data directory (SQLite unless SILIAN_DATABASE_URL says
+otherwise) and the local RabbitMQ — or uses a running one (``target``) —,
+registers the principals with fresh keys and plays a ``Simulation`` through
+the real gRPC path, each agency signing with its own key: the roster first,
+in bulk over SubmitStream, then referrals (the partners learn their
+pseudonyms from their inboxes), then the period day by day. Every recipient
+reads and acknowledges its inbox meanwhile. At the end the time-driven
+linkage rules run once, the audit log is exported and verified offline, and
+the period's figures (``gateway.reporting.period``) are printed and written as an HTML
+report (``gateway.reporting.html``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from itertools import groupby
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from sqlalchemy import select
+
+from gateway import bootstrap
+from gateway.audit import bundle, checkpoints
+from gateway.client import AgencyClient
+from gateway.config import Settings
+from gateway.demo.agencies import Inbox, Key, submit_all
+from gateway.demo.console import show
+from gateway.demo.simulation import PHASES, Known, Outgoing, Simulation
+from gateway.domain import kinds, linkage
+from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.reporting.html import write_report
+from gateway.reporting.period import summarize
+from gateway.rpc.background import BackgroundGateway
+from gateway.service.provision import ensure_principals
+from gateway.store import db
+from gateway.store.models import OutboxRow
+from gateway.store.repository import Store
+
+AGENCIES = ("judicial", "police", "procuratorate", "ngo", "detox")
+PARTNERS = ("ngo", "detox")
+#: Longest wait for the deliveries of one step (seconds).
+DELIVERY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``silian demo`` simulates: ``speed`` is simulated days per second
+    (0: as fast as the gateway takes them); ``target`` a running gateway."""
+
+    days: int = 30
+    people: int = 2000
+    seed: int | None = None
+    speed: float = 0.0
+    target: str | None = None
+
+
+@dataclass
+class _Exchange:
+    """The agencies' clients and inboxes, and what was sent and expected."""
+
+    clients: dict[str, AgencyClient]
+    progress: Progress
+    tasks: dict[str, TaskID]
+    inboxes: dict[str, Inbox] = field(default_factory=dict)
+    expected: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
+    failures: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # expected, across threads
+    referred: list[tuple[str, Key, Known]] = field(default_factory=list)
+
+    def open_inboxes(self, target: str, settings: Settings) -> None:
+        for agency in AGENCIES:
+            reader = AgencyClient.connect(
+                target,
+                agency=agency,
+                key=self.clients[agency].key,
+                gateway_id=settings.gateway_id,
+            )
+            self.inboxes[agency] = Inbox(reader, self._learn, self._acknowledged)
+
+    def _learn(self, delivery: envelope_pb2.Delivery) -> None:
+        """A partner keeps the pseudonym each referral names (its only handle on the
+        person) and the unit, to record its services."""
+        if delivery.kind == kinds.SERVICE_REFERRAL:
+            referral = kinds.decode(delivery.kind, delivery.payload)
+            assert isinstance(referral, pb.ServiceReferral)
+            known = Known(referral.subject.pseudonym, referral.unit_code)
+            self.referred.append((delivery.recipient, (delivery.sender, delivery.mid), known))
+
+    def known(self) -> dict[str, list[Known]]:
+        """Per partner, the people this run referred to it (not strays of other runs
+        left in a shared inbox)."""
+        found: dict[str, list[Known]] = defaultdict(list)
+        for partner, key, known in self.referred:
+            if key in self.expected[partner]:
+                found[partner].append(known)
+        return found
+
+    def _acknowledged(self, agency: str, keys: set[Key]) -> None:
+        """Progress counts this run's deliveries (a shared inbox may hold strays)."""
+        with self.lock:
+            counted = len(keys & self.expected[agency])
+        self.progress.advance(self.tasks["deliveries"], counted)
+
+    def send(self, items: list[Outgoing]) -> None:
+        """Submit ``items`` in order, one SubmitStream per run of sender and phase."""
+        for (sender, phase), run in groupby(items, key=lambda o: (o.sender, o.phase)):
+            client = self.clients[sender]
+            envelopes = [client.envelope(o.kind, o.message) for o in run]
+            task = self.tasks[phase]
+            outcome = submit_all(
+                client, envelopes, partial(self.progress.advance, task), time.sleep
+            )
+            self.failures += outcome.refused
+            for receipt in outcome.receipts:
+                self.expect(receipt.recipients, (receipt.sender, receipt.mid))
+
+    def expect(self, recipients: Iterable[str], key: Key) -> None:
+        with self.lock:
+            for recipient in recipients:
+                self.expected[recipient].add(key)
+            total = sum(len(v) for v in self.expected.values())
+        self.progress.update(self.tasks["deliveries"], total=total)
+
+    def wait(self, agencies: tuple[str, ...] = AGENCIES) -> None:
+        """Wait until ``agencies`` acknowledged everything expected; note what is missing."""
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        for agency in agencies:
+            inbox = self.inboxes[agency]
+            left = inbox.wait_for(self.expected[agency], max(deadline - time.monotonic(), 0))
+            if left:
+                self.missing[agency] = len(left)
+            if inbox.error is not None:
+                self.failures.append(f"{agency} inbox failed: {inbox.error}")
+
+    def close(self) -> None:
+        for inbox in self.inboxes.values():
+            inbox.close()
+            inbox.client.close()
+        for client in self.clients.values():
+            client.close()
+
+
+def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
+    """Play the period; 0 if every message was accepted, delivered and acknowledged
+    and the audit log verifies offline."""
+    options = options or DemoOptions()
+    seed = options.seed if options.seed is not None else random.randrange(1_000_000)
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    store = bootstrap.open_store(settings)
+    db.upgrade(store.engine)  # a data directory from an older version, too
+    keys = ensure_principals(settings, store, bootstrap.load_policy(settings))
+    units = bootstrap.load_units(settings)
+    simulation = Simulation(people=options.people, days=options.days, units=units, seed=seed)
+    console.print(
+        f"[bold]Silian demo[/bold] — {options.people} people in {len(units)} units, "
+        f"{options.days} days ({simulation.first_day} – {simulation.last_day}), seed {seed}\n"
+        f"data directory {settings.data_dir.resolve()}"
+    )
+    try:
+        with ExitStack() as stack:
+            target, sweep = _gateway(stack, settings, options, console)
+            exchange = _play(stack, settings, target, keys, simulation, options)
+            if sweep is not None:
+                _sweep(sweep, exchange, console)
+            _expect_alerts(exchange, store, started)
+            exchange.wait()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: the gateway and the inboxes are closed")
+        return 130
+    export_dir = settings.data_dir / "audit-export"
+    try:
+        verified = bundle.verify(
+            _export(store, settings, export_dir), checkpoints.audit_signer(settings).verifier
+        )
+        verdict = (
+            f"OK: {verified.size} entries and {verified.checkpoints} checkpoints verify "
+            f"(exported to {export_dir})"
+        )
+    except bundle.BundleError as err:
+        verdict = f"FAILED: {err}"
+    summary = summarize(store, units, since=started)
+    summary.verified = verdict
+    report = write_report(summary, settings.data_dir / "report.html")
+    show(console, summary, exchange.failures, exchange.missing, _linkage_names())
+    console.print(f"report: {report.resolve()}")
+    console.print(f"finished in {time.monotonic() - clock:.0f} s")
+    store.engine.dispose()
+    failed = exchange.failures or exchange.missing or verdict.startswith("FAILED")
+    console.print(
+        "[red]something failed (see above)[/red]"
+        if failed
+        else "[green]every message accepted, delivered and acknowledged; "
+        "the audit log verifies[/green]"
+    )
+    return 1 if failed else 0
+
+
+def _gateway(
+    stack: ExitStack, settings: Settings, options: DemoOptions, console: Console
+) -> tuple[str, Callable[[], int] | None]:
+    """The target to use and, for a gateway of our own, its sweep."""
+    if options.target:
+        console.print(f"using the gateway at {options.target}")
+        return options.target, None
+    running = stack.enter_context(BackgroundGateway(settings))
+    console.print(
+        f"gateway serving on {running.target} "
+        f"({running.gateway.store.engine.url.get_backend_name()}, "
+        f"RabbitMQ {settings.amqp_url.split('@')[-1]})"
+    )
+    return running.target, lambda: running.gateway.service.sweep(datetime.now(UTC))
+
+
+def _play(
+    stack: ExitStack,
+    settings: Settings,
+    target: str,
+    keys: dict[str, Ed25519PrivateKey],
+    simulation: Simulation,
+    options: DemoOptions,
+) -> _Exchange:
+    clients = {
+        agency: AgencyClient.connect(
+            target,
+            agency=agency,
+            key=keys[agency],
+            gateway_id=settings.gateway_id,
+        )
+        for agency in AGENCIES
+    }
+    progress = stack.enter_context(_progress())
+    tasks = {phase: progress.add_task(label, total=0) for phase, label in PHASES.items()}
+    tasks["deliveries"] = progress.add_task("收件 deliveries acknowledged", total=0)
+    exchange = _Exchange(clients, progress, tasks)
+    stack.callback(exchange.close)
+    exchange.open_inboxes(target, settings)
+    enrolments = simulation.enrolments()
+    referrals = simulation.referrals()
+    progress.update(tasks["roster"], total=len(enrolments))
+    progress.update(tasks["referrals"], total=len(referrals))
+    exchange.send(enrolments)
+    exchange.send(referrals)
+    if exchange.failures:  # without the roster the period would only pile up refusals
+        return exchange
+    exchange.wait(PARTNERS)
+    days = simulation.period(exchange.known())
+    for phase in ("changes", "police", "inspections", "services"):
+        progress.update(tasks[phase], total=sum(o.phase == phase for d in days for o in d))
+    begun = time.monotonic()
+    for number, items in enumerate(days):
+        if options.speed:
+            time.sleep(max(0.0, begun + number / options.speed - time.monotonic()))  # pacing
+        exchange.send(items)
+    return exchange
+
+
+def _sweep(sweep: Callable[[], int], exchange: _Exchange, console: Console) -> None:
+    """Run the linkages' time rules (overdue findings, days without a check) once now."""
+    try:
+        console.print(f"linkage rules swept: {sweep()} alerts raised by time rules")
+    except Exception as err:  # any failure of a rule is a failure of the demo, shown plainly
+        exchange.failures.append(f"the linkage rules' sweep failed: {err!r}"[:500])
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description:<32}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        yield progress
+
+
+def _expect_alerts(exchange: _Exchange, store: Store, since: datetime) -> None:
+    """Alerts the linkage rules raised are expected in their recipients' inboxes too."""
+    with store.transaction() as session:
+        rows = session.execute(
+            select(
+                OutboxRow.recipient, OutboxRow.sender, OutboxRow.mid, OutboxRow.created_at
+            ).where(OutboxRow.kind == kinds.ALERT, OutboxRow.destination == "inbox")
+        ).all()
+    for recipient, sender, mid, created in rows:
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        if created >= since:
+            exchange.expect([recipient], (sender, mid))
+
+
+def _export(store: Store, settings: Settings, out: Path) -> Path:
+    """Sign a checkpoint of the whole log and export it to ``out`` (replacing a
+    previous export), as an operator hands it to an auditor."""
+    bundle.export(store, checkpoints.audit_signer(settings), out)
+    return out
+
+
+def _linkage_names() -> list[str]:
+    return [found.name for found in linkage.discover().all]

@@ -1,0 +1,1 @@
+"""The contract: stubs generated from protos/ (``python -m gateway.proto.codegen``)."""

@@ -1,0 +1,1 @@
+"""Period figures and the HTML report."""

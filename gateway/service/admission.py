@@ -1,0 +1,92 @@
+"""Load shedding: past capacity the gateway refuses new messages with
+RESOURCE_EXHAUSTED and a retry hint instead of queueing without bound."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from gateway.domain.errors import Overloaded
+
+
+def parse_rate_limits(text: str) -> dict[str, float]:
+    """``"police=1000, ngo=50"`` → messages per second per agency."""
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        agency, sep, rate = part.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = -1.0
+        if not sep or not agency.strip() or value <= 0:
+            raise ValueError(f"rate_limits: {part!r} is not AGENCY=MESSAGES_PER_SECOND")
+        limits[agency.strip()] = value
+    return limits
+
+
+@dataclass
+class _Bucket:
+    rate: float
+    tokens: float
+    stamp: float
+
+
+class Admission:
+    """Caps the messages in progress gateway-wide and each agency's rate.
+
+    ``admit(agency)`` is a context manager around one message's work; it raises
+    Overloaded when ``max_in_progress`` messages are already in progress or
+    the agency's token bucket (rate/s, burst of one second) is empty.
+    """
+
+    def __init__(
+        self,
+        max_in_progress: int,
+        rate_limits: dict[str, float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max = max_in_progress
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._in_progress = 0
+        self._buckets = {a: _Bucket(r, r, clock()) for a, r in rate_limits.items()}
+
+    @property
+    def in_progress(self) -> int:
+        return self._in_progress
+
+    @contextmanager
+    def admit(self, agency: str) -> Iterator[None]:
+        with self._lock:
+            self._take_token(agency)
+            if self._in_progress >= self._max:
+                raise Overloaded(
+                    "OVERLOADED",
+                    f"the gateway has {self._in_progress} messages in progress; retry shortly",
+                    retry_after_seconds=0.2,
+                )
+            self._in_progress += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_progress -= 1
+
+    def _take_token(self, agency: str) -> None:
+        bucket = self._buckets.get(agency)
+        if bucket is None:
+            return
+        now = self._clock()
+        bucket.tokens = min(bucket.rate, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            wait = (1 - bucket.tokens) / bucket.rate
+            raise Overloaded(
+                "RATE_LIMITED",
+                f"{agency!r} is limited to {bucket.rate:g} messages per second",
+                retry_after_seconds=wait,
+            )
+        bucket.tokens -= 1

@@ -1,0 +1,273 @@
+"""Group commit: messages that arrive together are stored in one transaction.
+
+Every accepted message still gets its own audit entries, outbox rows and
+receipt; only the transaction (and its fsync) is shared. One writer thread
+owns the database writes of accepted messages, which also keeps SQLite's
+single writer busy instead of contended.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar, cast
+
+import structlog
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.audit import log as audit
+from gateway.audit.log import AuditEvent
+from gateway.domain.errors import GatewayError
+from gateway.domain.linkage import BatchState, flush
+from gateway.store.models import StoredMessage
+from gateway.store.repository import NewMessage, ReceiptSigner, Store, database_unavailable
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: Put on the message queue when a job is queued, to wake the writer.
+_WAKE = object()
+
+#: Runs inside the batch transaction for one message (its linkage hooks) with
+#: the batch's staged linkage state; returns further messages to store with it
+#: (alerts it raised). May raise a GatewayError to refuse this message alone;
+#: it stages its state only once it accepted the message, so no savepoint is
+#: needed.
+Hook = Callable[[Session, BatchState], "list[Pending]"]
+
+
+@dataclass
+class Pending:
+    """A verified, validated, routed message waiting for the group commit."""
+
+    message: NewMessage
+    events: list[AuditEvent]  # events[0] is the acceptance
+    receipt_for: ReceiptSigner
+    hook: Hook | None = None
+    rejection: Callable[[GatewayError], AuditEvent] | None = None
+    future: Future[StoredMessage] = field(default_factory=Future)
+    #: The acceptance's audit index once this message itself was stored.
+    audit_index: int = -1
+    #: (linkage, key) of the linkage state its hook reads, read ahead per batch.
+    state_keys: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    """Work that produces messages inside a transaction of its own (a sweep)."""
+
+    run: Callable[[Session], list[Pending]]
+    future: Future[list[StoredMessage]] = field(default_factory=Future)
+
+
+@dataclass
+class _Outcome:
+    pending: Pending
+    stored: StoredMessage | None = None
+    error: BaseException | None = None
+    accepted: list[Pending] = field(default_factory=list)
+
+
+class GroupCommitter:
+    """Collects pending messages and commits them in batches on its own thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 500,
+        on_commit: Callable[[Sequence[NewMessage]], None] = lambda stored: None,
+    ) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        #: Pending messages in arrival order; _WAKE says a job was queued, None stops.
+        self._queue: queue.SimpleQueue[Pending | object | None] = queue.SimpleQueue()
+        #: Jobs (delivery records behind Acknowledge calls, sweeps) go ahead of
+        #: the queued messages: each waits at most for the batch being committed.
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: Pending) -> Future[StoredMessage]:
+        """Queue ``pending``; the future holds the stored message (or the
+        existing one for a known (sender, mid)), or the error that refused it."""
+        self._queue.put(pending)
+        return pending.future
+
+    def execute(self, job: Callable[[Session], list[Pending]]) -> Future[list[StoredMessage]]:
+        """Run ``job`` in a transaction on the writer thread and store the
+        messages it returns, with their audit entries, in that transaction.
+
+        Jobs run before messages queued for commit (after the batch being
+        committed), in the order they came: under a backlog of thousands of
+        submissions an Acknowledge waits for one commit, not for all of them.
+        """
+        item = _Job(job)
+        self._jobs.put(item)
+        self._queue.put(_WAKE)
+        return item.future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            self._run_jobs()
+            if first is None:
+                return
+            if first is _WAKE:
+                continue
+            batch = [cast(Pending, first)]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                if item is not _WAKE:  # a job's wake-up: it runs after this batch
+                    batch.append(cast(Pending, item))
+            self._commit(batch)
+            self._run_jobs()
+            if stop:
+                return
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            self._execute(job)
+
+    def _execute(self, job: _Job) -> None:
+        try:
+            with self._store.transaction() as session:
+                produced = job.run(session)
+                stored = list(self._store_all(session, produced, []).values())
+        except Exception as exc:
+            log.exception("job.failed")
+            settle(job.future, error=exc)
+            return
+        if produced:
+            self._on_commit([p.message for p in produced])
+        settle(job.future, stored)
+
+    def _commit(self, batch: list[Pending]) -> None:
+        try:
+            outcomes = self._commit_once(batch)
+        except IntegrityError:
+            # Another gateway process stored one of these mids first: retry one
+            # by one so only that message is affected.
+            outcomes = [o for p in batch for o in self._commit_alone(p)]
+        except DBAPIError as exc:
+            error = database_unavailable(exc)
+            outcomes = [_Outcome(p, error=error) for p in batch]
+        except Exception as exc:  # a bug: fail the batch, keep the writer alive
+            log.exception("commit.crashed", batch=len(batch))
+            outcomes = [_Outcome(p, error=exc) for p in batch]
+        new = [p.message for o in outcomes for p in o.accepted if p.audit_index >= 0]
+        if new:
+            self._on_commit(new)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                settle(outcome.pending.future, error=outcome.error)
+            else:
+                assert outcome.stored is not None
+                settle(outcome.pending.future, outcome.stored)
+
+    def _commit_alone(self, pending: Pending) -> list[_Outcome]:
+        try:
+            return self._commit_once([pending])
+        except DBAPIError as exc:
+            return [_Outcome(pending, error=database_unavailable(exc))]
+
+    def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
+        with self._store.transaction() as session:
+            staged: dict[tuple[str, str], _Outcome] = {}
+            state = BatchState()
+            state.prefetch(session, [name for p in batch for name in p.state_keys])
+            known = self._store.find_messages(session, [_key(p) for p in batch])
+            outcomes = [self._stage(session, pending, staged, known, state) for pending in batch]
+            flush(session, state.staged, datetime.now(UTC))
+            rejections = []
+            for outcome in outcomes:
+                if isinstance(outcome.error, GatewayError) and outcome.pending.rejection:
+                    rejections.append(outcome.pending.rejection(outcome.error))
+                    outcome.error.audited = True
+            to_store = [p for o in outcomes for p in o.accepted]
+            stored = self._store_all(session, to_store, rejections)
+            for outcome in outcomes:
+                if outcome.error is None and outcome.stored is None:
+                    outcome.stored = stored[_key(outcome.pending)]
+        return outcomes
+
+    def _store_all(
+        self, session: Session, pendings: Sequence[Pending], extra: Sequence[AuditEvent]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        """Append every pending message's audit entries (then ``extra``) and
+        store the messages with receipts naming their acceptance's index."""
+        indexes = audit.append(session, [e for p in pendings for e in p.events] + list(extra))
+        accepted = []
+        position = 0
+        for pending in pendings:
+            index = indexes[position]
+            position += len(pending.events)
+            pending.audit_index = index
+            accepted.append((pending.message, index, pending.receipt_for(index)))
+        rows = self._store.add_messages(session, accepted)
+        return {_key(pending): row for pending, row in zip(pendings, rows, strict=True)}
+
+    def _stage(
+        self,
+        session: Session,
+        pending: Pending,
+        staged: dict[tuple[str, str], _Outcome],
+        known: dict[tuple[str, str], StoredMessage],
+        state: BatchState,
+    ) -> _Outcome:
+        """Decide one message's fate in the batch: a known mid returns the stored
+        message (a mid twice in one batch is stored once), a refusing hook an
+        error; otherwise it and any alerts its hook raised are to be stored."""
+        existing = known.get(_key(pending))
+        if existing is not None:
+            return _Outcome(pending, stored=existing)
+        if _key(pending) in staged:
+            return _Outcome(pending)  # filled from its twin after the inserts
+        outcome = _Outcome(pending, accepted=[pending])
+        if pending.hook is not None:
+            try:
+                outcome.accepted += pending.hook(session, state)
+            except GatewayError as err:
+                return _Outcome(pending, error=err)
+        staged[_key(pending)] = outcome
+        return outcome
+
+
+def settle(future: Future[T], result: T | None = None, error: BaseException | None = None) -> None:
+    """Complete ``future`` with ``error`` or ``result``, unless its caller
+    cancelled it: a gRPC call whose deadline passed cancels the future it
+    awaited, and completing a cancelled future raises — in the writer thread,
+    which must outlive every caller."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+def _key(pending: Pending) -> tuple[str, str]:
+    return (pending.message.sender, pending.message.mid)
