@@ -28,8 +28,8 @@ from sqlalchemy import create_engine, text
 
 from gateway.audit import bundle, log, tree
 from gateway.audit.checkpoints import audit_signer, make_checkpoint
-from gateway.audit.log import AuditEvent
 from gateway.config import Settings
+from gateway.domain.events import AuditEvent
 from gateway.store import db
 from gateway.store.repository import Store
 

@@ -25,9 +25,9 @@ from gateway import bootstrap, logs
 from gateway.client import build_envelope
 from gateway.config import Settings
 from gateway.domain import kinds, validation
-from gateway.domain.routing import Lookups
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws
+from gateway.service import lookups as routing_lookups
 from gateway.service.provision import ensure_principals
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     envelope = build_envelope("judicial", key, kinds.ROSTER_CHANGE, _enrolment(0))
     message = kinds.decode(envelope.kind, envelope.payload)
     now = datetime.now(UTC)
-    lookups = Lookups.of_store(gateway.store, service.referrals)
+    lookups = routing_lookups.of_store(gateway.store, service.referrals)
     stages = {
         "signature check (verify_message)": lambda: jws.verify_message(
             envelope.signature,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,13 @@ import structlog
 from gateway.broker.relay import OutboxRelay
 from gateway.broker.topology import Names
 from gateway.config import Settings
-from gateway.domain import linkage
+from gateway.domain import registry
+from gateway.domain.linkage import Linkages
 from gateway.domain.policy import Policy
 from gateway.domain.units import Units
 from gateway.security.signer import GatewaySigner, load_or_create_key, load_or_create_secret
 from gateway.service.exchange import ExchangeService
+from gateway.service.outbox import Outbox
 from gateway.store import db
 from gateway.store.repository import Store
 
@@ -91,35 +94,50 @@ class Gateway:
     relay_wake: threading.Event
 
 
-def build(settings: Settings) -> Gateway:
-    store = open_store(settings)
-    # Linkages first: importing them registers their views and conditions,
-    # which the policy may name.
-    linkages = linkage.discover()
-    policy = load_policy(settings)
-    wake = threading.Event()
-    service = ExchangeService(
+def exchange_service(
+    settings: Settings,
+    store: Store,
+    *,
+    linkages: Linkages | None = None,
+    clock: Callable[[], float] = time.time,
+    on_accept: Callable[[], None] = lambda: None,
+) -> ExchangeService:
+    """The exchange service over ``store`` with the data directory's policy,
+    units and keys. ``linkages`` default to the installed ones (discovered
+    before the policy is loaded: importing them registers the views and
+    conditions the policy may name); tests pass their own, and a clock."""
+    if linkages is None:
+        linkages = registry.discover()
+    return ExchangeService(
         store=store,
-        policy=policy,
+        policy=load_policy(settings),
         units=load_units(settings),
         signer=gateway_signer(settings),
         pseudonym_key=pseudonym_keys(settings),
         subject_key=subject_keys(settings),
         settings=settings,
         linkages=linkages,
+        clock=clock,
         commit_batch=settings.commit_batch,
-        on_accept=wake.set,
+        on_accept=on_accept,
     )
+
+
+def build(settings: Settings) -> Gateway:
+    """The whole gateway of ``settings``: store, service and relay."""
+    store = open_store(settings)
+    wake = threading.Event()
+    service = exchange_service(settings, store, on_accept=wake.set)
     names = Names(settings.broker_prefix)
     relay = OutboxRelay(
         settings.amqp_url,
         names,
-        store,
+        Outbox(store),
         window=settings.relay_window,
         batch=settings.relay_batch,
         wake=wake,
     )
-    return Gateway(settings, store, policy, names, service, relay, wake)
+    return Gateway(settings, store, service.policy, names, service, relay, wake)
 
 
 def recipients(policy: Policy) -> list[str]:

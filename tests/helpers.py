@@ -105,3 +105,20 @@ def receive_mids(
     finally:
         stream.cancel()
     return found
+
+
+class JobsOnly:
+    """A CommitHandler for a group committer that only runs jobs (delivery
+    records, sweeps): messages it is given are stored without linkages."""
+
+    def stage(self, session: object, pending: object, state: object) -> list[object]:
+        return []
+
+    def receipt(self, pending: object, audit_index: int) -> bytes:
+        return b""
+
+    def rejection(self, pending: object, error: Exception) -> object:
+        raise AssertionError(f"nothing is refused here: {error}")
+
+    def committed(self, messages: object) -> None:
+        pass

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.audit import tree
@@ -25,7 +24,7 @@ from gateway.audit.note import Checkpoint, Signer
 from gateway.config import Settings
 from gateway.security.signer import load_or_create_key
 from gateway.store.models import AuditCheckpoint
-from gateway.store.repository import Store
+from gateway.store.repository import DuplicateRow, Store
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +64,7 @@ def make_checkpoint(store: Store, signer: Signer, now: datetime | None = None) -
             session.add(row)
         log.info("audit.checkpoint", size=row.size, root=row.root_hash.hex())
         return row
-    except IntegrityError:
+    except DuplicateRow:  # another replica signed this size first
         with store.transaction() as session:
             found = latest(session)
             assert found is not None

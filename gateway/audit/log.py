@@ -12,8 +12,7 @@ payload contents.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _string
 
@@ -21,34 +20,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gateway.audit.merkle import Frontier, leaf_hash
+from gateway.domain.events import AuditEvent
 from gateway.store.bulk import insert_rows
 from gateway.store.models import AuditEntry, AuditHead, AuditNode
-
-Detail = Mapping[str, str | int]
-
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-DUPLICATE = "duplicate"
-ROUTED = "routed"
-PUBLISHED = "published"
-UNROUTABLE = "unroutable"
-DELIVERED = "delivered"
-ACKNOWLEDGED = "acknowledged"
-RETURNED = "returned"
-ALERT_RAISED = "alert.raised"
-AGENCY_ADDED = "agency.added"
-KEY_ADDED = "key.added"
-KEY_REVOKED = "key.revoked"
-SUBJECT_QUERIED = "subject.queried"  # an auditor looked up who received a person's data
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    event: str
-    actor: str
-    mid: str = ""
-    kind: str = ""
-    detail: Detail = field(default_factory=dict)
+from gateway.store.repository import Store
 
 
 def encode_entry(index: int, time: datetime, event: AuditEvent) -> bytes:
@@ -122,3 +97,10 @@ def append(
     insert_rows(session, AuditNode, nodes)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(frontier=frontier.pack()))
     return list(range(first, size))
+
+
+def record(store: Store, events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` in a transaction of their own (a refused call, a
+    duplicate, an auditor's query); returns their indexes."""
+    with store.transaction() as session:
+        return append(session, events)

@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from gateway.audit import checkpoints, tree
-from gateway.audit import log as audit
-from gateway.audit.log import AuditEvent
+from gateway.audit import log as audit_log
+from gateway.domain import events
 from gateway.domain.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -28,6 +28,7 @@ from gateway.domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
 from gateway.domain.validation import canonical_resident_id, resident_id_problem
 from gateway.store.models import AuditCheckpoint, AuditEntry
@@ -37,11 +38,11 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 FEED = "feed"
 _ACCESS_EVENTS = (
-    audit.ACCEPTED,
-    audit.ROUTED,
-    audit.PUBLISHED,
-    audit.DELIVERED,
-    audit.ACKNOWLEDGED,
+    events.ACCEPTED,
+    events.ROUTED,
+    events.PUBLISHED,
+    events.DELIVERED,
+    events.ACKNOWLEDGED,
 )
 
 
@@ -195,8 +196,8 @@ class AuditService:
         pseudonym ``subject``, oldest first. The look-up itself is audited
         (``subject.queried`` by ``actor``, with the subject's keyed hash only)."""
         key = self.subject_key(self._resident_id(subject))
-        self.store.record_audit(
-            [AuditEvent(audit.SUBJECT_QUERIED, actor, detail={"subject_key": key})]
+        audit_log.record(
+            self.store, [AuditEvent(events.SUBJECT_QUERIED, actor, detail={"subject_key": key})]
         )
         messages = set(self.store.messages_about(key))
         if not messages:
@@ -234,7 +235,7 @@ class AuditService:
         sender_of: dict[str, str] = {}  # mid -> sender of its latest acceptance
         kind_of: dict[tuple[str, str], str] = {}
         for entry in entries:
-            if entry.event == audit.ACCEPTED:
+            if entry.event == events.ACCEPTED:
                 sender_of[entry.mid] = entry.actor
                 kind_of[(entry.actor, entry.mid)] = entry.kind
                 continue
@@ -246,7 +247,7 @@ class AuditService:
                 (sender, entry.mid, recipient),
                 self._access(sender, entry, recipient, kind_of.get((sender, entry.mid))),
             )
-            if entry.event == audit.ROUTED:
+            if entry.event == events.ROUTED:
                 access.policy_sha256 = str(entry.detail.get("policy_sha256", ""))
             access.steps.setdefault(entry.event, Step(entry.index, entry.time))
         return list(accesses.values())

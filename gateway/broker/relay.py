@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -27,11 +27,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker.topology import Names, broker_error, connection_parameters
 from gateway.domain.errors import GatewayError, Unavailable
+from gateway.domain.outbox import FEED, INBOX, OutboxItem, OutboxSource
 
 log = structlog.get_logger(__name__)
 
-INBOX = "inbox"
-FEED = "feed"
 CONTENT_TYPE = "application/x-protobuf"
 
 CONNECT_TIMEOUT_SECONDS = 30.0  # beyond pika's stack_timeout (15 s), which fails the opening first
@@ -39,47 +38,6 @@ CONFIRM_TIMEOUT_SECONDS = 30.0
 CLOSE_TIMEOUT_SECONDS = 2.0
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One outbox row: one message on its way to one destination.
-
-    ``destination`` is ``"inbox"`` (``routing_key`` = the recipient agency) or
-    ``"feed"`` (``routing_key`` = ``<kind>.<unit>.<sender>``).
-    """
-
-    id: int
-    destination: str
-    routing_key: str
-    mid: str
-    kind: str
-    body: bytes
-    headers: dict[str, str]
-
-
-class OutboxSource(Protocol):
-    """Where the relay takes rows from and reports back to (the database's outbox)."""
-
-    def pending(self, limit: int) -> list[OutboxItem]:
-        """At most ``limit`` rows neither published nor unroutable, oldest first.
-
-        A row published but not yet marked (the relay crashed in between) MAY be
-        returned again.
-        """
-        ...
-
-    def mark_published(self, ids: Sequence[int]) -> None:
-        """Record that the broker confirmed these rows; they MUST NOT be pending again."""
-        ...
-
-    def mark_unroutable(self, ids: Sequence[int]) -> None:
-        """Record that the broker returned these rows: no queue is bound for their key.
-
-        They MUST NOT be marked published; whether they are pending again is the
-        source's decision (the relay reports every return).
-        """
-        ...
 
 
 @dataclass

@@ -20,13 +20,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
 from gateway.audit import bundle, checkpoints, tree
 from gateway.audit import log as audit_log
 from gateway.audit.note import NoteError, Verifier
 from gateway.audit.service import AuditService, Step
 from gateway.config import Settings
+from gateway.domain import events
 from gateway.domain.errors import GatewayError
 from gateway.store.models import AuditCheckpoint
 
@@ -51,8 +51,6 @@ def _one_line_errors(fn: F) -> F:
             _fail(f"the audit bundle does not verify: {err}")
         except GatewayError as err:
             _fail(f"{err.reason}: {err.message}")
-        except DBAPIError as err:
-            _fail(f"database unavailable: {err.orig}")
         except (NoteError, tree.MissingNode, OSError, ValueError) as err:
             _fail(str(err))
 
@@ -255,7 +253,7 @@ def subject(subject: str, as_json: bool) -> None:
     table.add_column("acknowledged")
     for access in accesses:
         table.add_row(
-            _when(access.steps.get(audit_log.ROUTED) or access.steps.get(audit_log.PUBLISHED)),
+            _when(access.steps.get(events.ROUTED) or access.steps.get(events.PUBLISHED)),
             access.sender,
             access.kind,
             access.mid,
@@ -263,8 +261,8 @@ def subject(subject: str, as_json: bool) -> None:
             access.route_id,
             access.purpose,
             access.view,
-            _when(access.steps.get(audit_log.DELIVERED)),
-            _when(access.steps.get(audit_log.ACKNOWLEDGED)),
+            _when(access.steps.get(events.DELIVERED)),
+            _when(access.steps.get(events.ACKNOWLEDGED)),
         )
     console.print(table)
     err_console.print(f"{len(accesses)} receipts of this person's data")

@@ -27,6 +27,7 @@ from gateway.config import Settings, load_settings
 from gateway.domain import kinds
 from gateway.domain.errors import GatewayError
 from gateway.security import keys as keyring
+from gateway.service import provision
 from gateway.service.provision import load_agency_key, write_new_key
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,8 +203,8 @@ def agency_add(
         )
     store = bootstrap.open_store(settings)
     public, kid, path = _new_key(settings, agency_id, public_key, generate_key)
-    store.add_agency(agency_id, name or principal.display_name, role, actor="operator")
-    store.add_key(agency_id, kid, public, actor="operator")
+    provision.add_agency(store, agency_id, name or principal.display_name, role, "operator")
+    provision.add_key(store, agency_id, kid, public, "operator")
     console.print(f"registered {agency_id} with key {kid}")
     if path:
         console.print(f"private key: {path}")
@@ -221,7 +222,7 @@ def agency_add_key(agency_id: str, public_key: Path | None, generate_key: bool) 
     settings = _settings()
     store = bootstrap.open_store(settings)
     public, kid, path = _new_key(settings, agency_id, public_key, generate_key)
-    store.add_key(agency_id, kid, public, actor="operator")
+    provision.add_key(store, agency_id, kid, public, "operator")
     console.print(f"added key {kid} to {agency_id}")
     if path:
         console.print(f"private key: {path}")
@@ -235,7 +236,7 @@ def agency_revoke_key(agency_id: str, kid: str) -> None:
     """Revoke KID of AGENCY_ID: tokens and signatures by it are refused from now on."""
     from gateway import bootstrap
 
-    bootstrap.open_store(_settings()).revoke_key(agency_id, kid, actor="operator")
+    provision.revoke_key(bootstrap.open_store(_settings()), agency_id, kid, "operator")
     console.print(f"revoked key {kid} of {agency_id}")
 
 

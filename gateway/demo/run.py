@@ -45,7 +45,7 @@ from gateway.config import Settings
 from gateway.demo.agencies import Inbox, Key, submit_all
 from gateway.demo.console import show
 from gateway.demo.simulation import PHASES, Known, Outgoing, Simulation
-from gateway.domain import kinds, linkage
+from gateway.domain import kinds, registry
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.html import write_report
@@ -317,4 +317,4 @@ def _export(store: Store, settings: Settings, out: Path) -> Path:
 
 
 def _linkage_names() -> list[str]:
-    return [found.name for found in linkage.discover().all]
+    return [found.name for found in registry.discover().all]

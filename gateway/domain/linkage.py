@@ -1,41 +1,27 @@
-"""Linkage hooks: what a linkage (police, procuratorate, ngo, detox, or a fifth)
-adds to the core path of a message.
+"""The linkage protocol: what a linkage (police, procuratorate, ngo, detox, or a
+fifth) adds to the core path of a message.
 
-A linkage is found through the ``silian.linkages`` entry-point group (or
-``register``) — the core never imports an adapter. For each accepted message
-of a kind it handles, the gateway calls ``on_accepted`` inside the transaction
-that stores the message, so state changes and the alerts they raise commit
-with it; a hook that raises a GatewayError (e.g. FailedPrecondition for a
-rectification of a closed finding) refuses that message alone. ``sweep`` runs
-periodically for time-driven rules (deadlines, days without a check).
+A *linkage* is one agency's rules, shipped in its adapter folder and found
+through the registry (``gateway.domain.registry``) — the core never imports an
+adapter. For each accepted message of a kind it handles, the gateway calls
+``on_accepted`` inside the transaction that stores the message, so state
+changes and the alerts they raise commit with it; a linkage that raises a
+GatewayError (e.g. FailedPrecondition for a rectification of a closed
+finding) refuses that message alone. ``sweep`` runs periodically for
+time-driven rules (deadlines, days without a check).
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from importlib.metadata import entry_points
+from datetime import date, datetime
 from typing import Any, Protocol
 
-import structlog
 from google.protobuf.message import Message
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
-from gateway.store.models import LinkageState
-from gateway.store.repository import Store
-
-log = structlog.get_logger(__name__)
-
-ENTRY_POINT_GROUP = "silian.linkages"
-#: Rows a sweep reads from the database at a time (LinkageContext.items).
-ITEMS_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -61,136 +47,43 @@ class AlertDraft:
     subject: pb.Subject | None = None
 
 
-#: Linkage state written but not yet flushed: (linkage, key) -> value.
-Staged = dict[tuple[str, str], dict[str, Any]]
+class LinkageContext(Protocol):
+    """What a linkage sees of the transaction it runs in: its own namespaced state
+    (linkage state), the subject key of a resident ID, the units and the time.
 
-
-@dataclass
-class BatchState:
-    """Linkage state of one commit batch: what its hooks staged, and what was
-    read ahead for them in one query (None: known to be absent)."""
-
-    staged: Staged = field(default_factory=dict)
-    fetched: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
-
-    def prefetch(self, session: Session, names: Sequence[tuple[str, str]]) -> None:
-        """Read these (linkage, key) in one query, so hooks' ``get`` costs no round trip."""
-        wanted = sorted(set(names) - set(self.fetched))
-        if not wanted:
-            return
-        self.fetched.update(dict.fromkeys(wanted))
-        rows = session.execute(
-            select(LinkageState.linkage, LinkageState.key, LinkageState.value).where(
-                LinkageState.linkage.in_({linkage for linkage, _ in wanted}),
-                LinkageState.key.in_({key for _, key in wanted}),
-            )
-        )
-        self.fetched.update(
-            {
-                (linkage, key): value
-                for linkage, key, value in rows
-                if (linkage, key) in self.fetched
-            }
-        )
-
-
-class LinkageContext:
-    """A linkage's view of the transaction: its own namespaced state, the
-    subject key of a resident ID, the units and the current time.
-
-    Writes are kept in ``overlay`` until the hook returns; the caller then
-    merges them into the batch's ``staged`` writes (or drops them when the
-    hook refused the message), and ``flush`` stores them all at once. Reads
-    see this hook's writes, then the batch's, then the database.
+    Writes become visible to this linkage's later reads at once and are
+    stored with the message — or dropped when the message is refused.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        linkage: str,
-        *,
-        subject_key: Callable[[str], str],
-        units: Units,
-        now: datetime,
-        batch: BatchState | None = None,
-        overlay: Staged | None = None,
-    ) -> None:
-        self._session = session
-        self.linkage = linkage
-        self.subject_key = subject_key
-        self.units = units
-        self.now = now
-        self._batch = batch or BatchState()
-        self._staged = self._batch.staged
-        self.overlay = {} if overlay is None else overlay
+    linkage: str
+    subject_key: Callable[[str], str]
+    units: Units
+    now: datetime
 
     @property
     def today(self) -> date:
-        return self.now.astimezone(UTC).date()
+        """The UTC date of ``now``."""
+        ...
 
     def get(self, key: str) -> dict[str, Any] | None:
-        name = (self.linkage, key)
-        for layer in (self.overlay, self._staged):
-            if name in layer:
-                return dict(layer[name])
-        if name in self._batch.fetched:
-            known = self._batch.fetched[name]
-            return dict(known) if known is not None else None
-        value = self._session.execute(
-            select(LinkageState.value).where(
-                LinkageState.linkage == self.linkage, LinkageState.key == key
-            )
-        ).scalar_one_or_none()
-        return dict(value) if value is not None else None
+        """The value stored under ``key`` (a copy), or None."""
+        ...
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.overlay[(self.linkage, key)] = dict(value)
+        """Store ``value`` under ``key``."""
+        ...
+
+    def items(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (key, value) whose key starts with ``prefix``, in key order."""
+        ...
 
     def resident_id_of(self, pseudonym: str) -> str | None:
         """The resident ID behind a pseudonym the gateway issued to a partner."""
-        return Store.resident_id_of_pseudonym_in(self._session, pseudonym)
+        ...
 
     def is_referred(self, recipient: str, pseudonym: str) -> bool:
         """Whether the subject behind ``pseudonym`` was referred to ``recipient``."""
-        return Store.is_referred_in(self._session, recipient, pseudonym)
-
-    def items(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every (key, value) of this linkage whose key starts with ``prefix``,
-        in key order, read from the database in chunks: a sweep over a large
-        roster must not hold all of it in memory at once."""
-        layered: dict[str, dict[str, Any]] = {}
-        for layer in (self._staged, self.overlay):  # the overlay wins
-            layered.update(
-                {k: v for (n, k), v in layer.items() if n == self.linkage and k.startswith(prefix)}
-            )
-        rows = self._session.execute(
-            select(LinkageState.key, LinkageState.value)
-            .where(LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix))
-            .order_by(LinkageState.key)
-            .execution_options(yield_per=ITEMS_CHUNK)
-        )
-        stored = ((key, dict(value)) for key, value in rows if key not in layered)
-        pending = sorted((key, dict(value)) for key, value in layered.items())
-        yield from heapq.merge(stored, pending, key=lambda item: item[0])
-
-
-def flush(session: Session, staged: Staged, now: datetime) -> None:
-    """Store staged linkage state in one multi-row upsert."""
-    if not staged:
-        return
-    rows = [
-        {"linkage": linkage, "key": key, "value": value, "updated_at": now}
-        for (linkage, key), value in staged.items()
-    ]
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(LinkageState)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["linkage", "key"],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        ),
-        rows,
-    )
+        ...
 
 
 class Linkage(Protocol):
@@ -213,6 +106,14 @@ class Linkage(Protocol):
         ...
 
 
+def state_keys(
+    linkage: Linkage, accepted: Accepted, subject_key: Callable[[str], str]
+) -> Iterable[str]:
+    """The state keys ``linkage`` says ``on_accepted`` will read (none if it does not say)."""
+    named = getattr(linkage, "state_keys", None)
+    return named(accepted, subject_key) if named is not None else ()
+
+
 @dataclass
 class Linkages:
     """The linkages in use, by kind."""
@@ -221,30 +122,3 @@ class Linkages:
 
     def for_kind(self, kind: str) -> list[Linkage]:
         return [linkage for linkage in self.all if kind in linkage.kinds]
-
-
-_registered: dict[str, Callable[[], Linkage]] = {}
-
-
-def register(name: str, factory: Callable[[], Linkage]) -> None:
-    """Make a linkage available without an entry point (tests, embedding)."""
-    _registered[name] = factory
-
-
-def discover(enabled: Iterable[str] | None = None) -> Linkages:
-    """Linkages from the entry-point group and ``register``; ``enabled`` limits
-    them by name (None: all found)."""
-    factories: dict[str, Callable[[], Linkage]] = {
-        point.name: point.load() for point in entry_points(group=ENTRY_POINT_GROUP)
-    }
-    factories.update(_registered)
-    wanted = set(factories) if enabled is None else set(enabled)
-    missing = wanted - set(factories)
-    if missing:
-        raise ValueError(
-            f"unknown linkages {', '.join(sorted(missing))}; "
-            f"found: {', '.join(sorted(factories)) or 'none'}"
-        )
-    linkages = [factories[name]() for name in sorted(wanted)]
-    log.info("linkages.loaded", linkages=[linkage.name for linkage in linkages])
-    return Linkages(linkages)

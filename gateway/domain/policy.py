@@ -38,14 +38,13 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
 
 from gateway.domain import kinds, views
-from gateway.domain.linkage import ENTRY_POINT_GROUP
+from gateway.domain.registry import linkage_entry_points
 
 DEFAULT_FILE = Path(__file__).with_name("defaults") / "policy.toml"
 #: File name of an adapter policy inside a linkage adapter's package.
@@ -100,7 +99,7 @@ def installed_adapter_policies() -> list[AdapterPolicy]:
     each linkage's module, where there is one. Loading the entry points
     registers the views and conditions the adapter policies name."""
     found: dict[str, AdapterPolicy] = {}
-    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+    for point in linkage_entry_points():
         point.load()
         package = importlib.import_module(point.module).__package__ or point.module
         resource = importlib.resources.files(package) / ADAPTER_POLICY_FILE

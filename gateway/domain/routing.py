@@ -8,24 +8,20 @@ delivery is re-signed by the gateway, and the bureau's feed gets a copy.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, Protocol
 
 from google.protobuf.message import Message
-from sqlalchemy.orm import Session
 
-from gateway.audit import log as audit
-from gateway.audit.log import AuditEvent
-from gateway.domain import kinds
+from gateway.domain import events, kinds
+from gateway.domain.events import AuditEvent
+from gateway.domain.messages import NewOutboxRow
 from gateway.domain.policy import Policy, Route
 from gateway.domain.views import CONDITIONS, apply_view
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.security import pseudonyms
-from gateway.security.signer import GatewaySigner
-from gateway.store.repository import NewOutboxRow, Store
 
 #: Recipient and policy id of the bureau feed's copies.
 FEED = "feed"
@@ -66,22 +62,20 @@ class RecipientContext:
 
 @dataclass(frozen=True)
 class Lookups:
-    """Database look-ups routing needs, in their own transactions or in the
-    caller's (inside the commit, where SQLite allows no second writer)."""
+    """What routing asks the database (``gateway.service.lookups`` builds them):
+    whether a pseudonym was referred to a recipient, and the resident ID
+    behind a pseudonym the gateway issued."""
 
     referred: Callable[[str, str], bool]
     resolve: Callable[[str], str | None]
 
-    @classmethod
-    def of_store(cls, store: Store, referrals: ReferralCache) -> Lookups:
-        return cls(referrals.is_referred, store.resident_id_of_pseudonym)
 
-    @classmethod
-    def in_session(cls, session: Session) -> Lookups:
-        return cls(
-            lambda recipient, pseudonym: Store.is_referred_in(session, recipient, pseudonym),
-            lambda pseudonym: Store.resident_id_of_pseudonym_in(session, pseudonym),
-        )
+class Signer(Protocol):
+    """Signs claims as the gateway (``gateway.security.signer.GatewaySigner``)."""
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS over ``claims`` with ``iss`` set to the gateway id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,41 +86,11 @@ class Routing:
     referred: list[tuple[str, str]]
 
 
-class ReferralCache:
-    """Which pseudonyms were referred to each recipient, cached, because routing
-    asks for every message and recipient ("referred" routes) and the answer
-    rarely changes. Invalidate it when a commit stored a referral; entries
-    also expire after ``ttl_seconds`` (referrals made through another gateway
-    process)."""
-
-    def __init__(
-        self, store: Store, ttl_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._store = store
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sets: dict[str, tuple[float, frozenset[str]]] = {}
-
-    def is_referred(self, recipient: str, pseudonym: str) -> bool:
-        with self._lock:
-            cached = self._sets.get(recipient)
-        if cached is None or self._clock() - cached[0] > self._ttl:
-            cached = (self._clock(), frozenset(self._store.referred_pseudonyms(recipient)))
-            with self._lock:
-                self._sets[recipient] = cached
-        return pseudonym in cached[1]
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._sets.clear()
-
-
 class Router:
     """Applies the policy's routes to accepted messages."""
 
     def __init__(
-        self, policy: Policy, signer: GatewaySigner, pseudonym_key: Callable[[str], bytes]
+        self, policy: Policy, signer: Signer, pseudonym_key: Callable[[str], bytes]
     ) -> None:
         self.policy = policy
         self.signer = signer
@@ -146,7 +110,7 @@ class Router:
         entries saying who got which view under which policy, and the
         pseudonyms handed out."""
         outbox: list[NewOutboxRow] = []
-        events: list[AuditEvent] = []
+        entries: list[AuditEvent] = []
         issued: list[tuple[str, str, str]] = []
         referrals: list[tuple[str, str]] = []
         for route in self.policy.routes_for(envelope.kind):
@@ -158,9 +122,9 @@ class Router:
             view = apply_view(route.view, message, ctx)
             row = self._delivery_row(envelope, digest, accepted_at, route, kinds.encode(view))
             outbox.append(row)
-            events.append(
+            entries.append(
                 AuditEvent(
-                    audit.ROUTED,
+                    events.ROUTED,
                     "gateway",
                     mid=envelope.mid,
                     kind=envelope.kind,
@@ -177,7 +141,7 @@ class Router:
             if envelope.kind == kinds.SERVICE_REFERRAL:
                 referrals += [(route.recipient, p) for p in ctx.issued]
         outbox.append(self._feed_row(envelope, message, digest, accepted_at))
-        return Routing(outbox, events, issued, referrals)
+        return Routing(outbox, entries, issued, referrals)
 
     def _delivery(
         self,

@@ -1,14 +1,15 @@
-"""silian.v1.Audit over grpc.aio: authenticate, translate, delegate to AuditService.
+"""silian.v1.Audit over grpc.aio: translate, delegate to AuditService.
 
 Auditors may call everything. A partner agency may call GetCheckpoint, and
 GetInclusionProof of an entry it is the actor of; anything else is refused
-with PERMISSION_DENIED (and audited as a rejection by the authentication).
+with PERMISSION_DENIED by the boundary's authentication (and audited as a
+rejection), which also maps what is raised here to a status.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,61 +18,34 @@ import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.audit import log as audit_log
 from gateway.audit.service import AuditService, Entry, EntryFilter, Step, SubjectAccess
 from gateway.bootstrap import Gateway, subject_keys
-from gateway.domain.errors import GatewayError
+from gateway.domain import events
 from gateway.proto.silian.v1 import audit_pb2, audit_pb2_grpc
-from gateway.rpc.common import (
-    BAD_REQUEST,
-    UNDECODABLE,
-    TolerantRegistration,
-    certificate_agency,
-)
-from gateway.rpc.errors import to_grpc_status
-from gateway.security.tokens import bearer_from_metadata
-from gateway.service.exchange import ExchangeService
+from gateway.rpc.boundary import Boundary, caller
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-AUDITORS = ("auditor",)
-AUDITORS_AND_AGENCIES = ("auditor", "agency")
-
-
 class AuditServicer(audit_pb2_grpc.AuditServicer):
-    def __init__(self, exchange: ExchangeService, audit: AuditService, executor: Executor) -> None:
-        self._exchange = exchange
+    def __init__(self, audit: AuditService, executor: Executor) -> None:
         self._audit = audit
         self._executor = executor
 
     @classmethod
     def for_gateway(cls, gateway: Gateway, executor: Executor) -> AuditServicer:
         audit = AuditService(gateway.store, gateway.policy, subject_keys(gateway.settings))
-        return cls(gateway.service, audit, executor)
+        return cls(audit, executor)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _caller(
-        self, request: object, context: grpc.aio.ServicerContext, roles: Sequence[str]
-    ) -> str:
-        if request is UNDECODABLE:
-            raise BAD_REQUEST
-        token = bearer_from_metadata(context.invocation_metadata() or ())
-        return await self._run(
-            self._exchange.authenticate, token, certificate_agency(context), roles
-        )
-
     async def GetCheckpoint(
         self, request: audit_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.GetCheckpointResponse:
-        try:
-            caller = await self._caller(request, context, AUDITORS_AND_AGENCIES)
-            found = await self._run(self._audit.checkpoint)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        log.info("audit.checkpoint_read", agency=caller, size=found.size)
+        agency = caller()
+        found = await self._run(self._audit.checkpoint)
+        log.info("audit.checkpoint_read", agency=agency, size=found.size)
         checkpoint = audit_pb2.Checkpoint(
             origin=found.note.split("\n", 1)[0],
             tree_size=found.size,
@@ -84,16 +58,13 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
     async def GetInclusionProof(
         self, request: audit_pb2.GetInclusionProofRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.GetInclusionProofResponse:
-        try:
-            caller = await self._caller(request, context, AUDITORS_AND_AGENCIES)
-            principal = self._audit.policy.principal(caller)
-            restricted = None if principal and principal.role == "auditor" else caller
-            entry, hashes = await self._run(
-                self._audit.inclusion_proof, request.leaf_index, request.tree_size, restricted
-            )
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        log.info("audit.inclusion_proved", agency=caller, index=request.leaf_index)
+        agency = caller()
+        principal = self._audit.policy.principal(agency)
+        restricted = None if principal and principal.role == "auditor" else agency
+        entry, hashes = await self._run(
+            self._audit.inclusion_proof, request.leaf_index, request.tree_size, restricted
+        )
+        log.info("audit.inclusion_proved", agency=agency, index=request.leaf_index)
         return audit_pb2.GetInclusionProofResponse(
             leaf_index=request.leaf_index, tree_size=request.tree_size, entry=entry, hashes=hashes
         )
@@ -101,14 +72,11 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
     async def GetConsistencyProof(
         self, request: audit_pb2.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.GetConsistencyProofResponse:
-        try:
-            caller = await self._caller(request, context, AUDITORS)
-            hashes = await self._run(
-                self._audit.consistency_proof, request.first_tree_size, request.second_tree_size
-            )
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        log.info("audit.consistency_proved", agency=caller)
+        agency = caller()
+        hashes = await self._run(
+            self._audit.consistency_proof, request.first_tree_size, request.second_tree_size
+        )
+        log.info("audit.consistency_proved", agency=agency)
         return audit_pb2.GetConsistencyProofResponse(
             first_tree_size=request.first_tree_size,
             second_tree_size=request.second_tree_size,
@@ -118,22 +86,19 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
     async def ListEntries(
         self, request: audit_pb2.ListEntriesRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.ListEntriesResponse:
-        try:
-            caller = await self._caller(request, context, AUDITORS)
-            where = EntryFilter(
-                since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
-                until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
-                actor=request.actor,
-                kind=request.kind,
-                mid=request.mid,
-                event=request.event,
-            )
-            entries, token = await self._run(
-                self._audit.entries, where, request.page_size, request.page_token
-            )
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        log.info("audit.entries_listed", agency=caller, count=len(entries))
+        agency = caller()
+        where = EntryFilter(
+            since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+            actor=request.actor,
+            kind=request.kind,
+            mid=request.mid,
+            event=request.event,
+        )
+        entries, token = await self._run(
+            self._audit.entries, where, request.page_size, request.page_token
+        )
+        log.info("audit.entries_listed", agency=agency, count=len(entries))
         return audit_pb2.ListEntriesResponse(
             entries=[_entry(e) for e in entries], next_page_token=token
         )
@@ -141,18 +106,14 @@ class AuditServicer(audit_pb2_grpc.AuditServicer):
     async def SubjectAccessLog(
         self, request: audit_pb2.SubjectAccessLogRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.SubjectAccessLogResponse:
-        try:
-            caller = await self._caller(request, context, AUDITORS)
-            accesses = await self._run(self._audit.subject_access_log, request.subject, caller)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        log.info("audit.subject_queried", agency=caller, accesses=len(accesses))
+        agency = caller()
+        accesses = await self._run(self._audit.subject_access_log, request.subject, agency)
+        log.info("audit.subject_queried", agency=agency, accesses=len(accesses))
         return audit_pb2.SubjectAccessLogResponse(accesses=[_access(a) for a in accesses])
 
 
-def add_to_server(servicer: AuditServicer, server: grpc.aio.Server) -> None:
-    """Register ``servicer``; undecodable requests get INVALID_ARGUMENT, as on Exchange."""
-    audit_pb2_grpc.add_AuditServicer_to_server(servicer, TolerantRegistration(server))
+def add_to_server(servicer: AuditServicer, server: grpc.aio.Server, boundary: Boundary) -> None:
+    boundary.register(audit_pb2_grpc.add_AuditServicer_to_server, servicer, server)
 
 
 def _timestamp(value: datetime) -> Timestamp:
@@ -190,8 +151,8 @@ def _access(access: SubjectAccess) -> audit_pb2.SubjectAccess:
         purpose=access.purpose,
         view=access.view,
         policy_sha256=access.policy_sha256,
-        routed=_reference(access.steps.get(audit_log.ROUTED)),
-        published=_reference(access.steps.get(audit_log.PUBLISHED)),
-        delivered=_reference(access.steps.get(audit_log.DELIVERED)),
-        acknowledged=_reference(access.steps.get(audit_log.ACKNOWLEDGED)),
+        routed=_reference(access.steps.get(events.ROUTED)),
+        published=_reference(access.steps.get(events.PUBLISHED)),
+        delivered=_reference(access.steps.get(events.DELIVERED)),
+        acknowledged=_reference(access.steps.get(events.ACKNOWLEDGED)),
     )

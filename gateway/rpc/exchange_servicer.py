@@ -1,4 +1,8 @@
-"""silian.v1.Exchange over grpc.aio: authenticate, translate, delegate."""
+"""silian.v1.Exchange over grpc.aio: translate and delegate.
+
+The boundary (``gateway.rpc.boundary``) has decoded the request, authenticated
+the caller (``caller()``) and maps whatever is raised here to a status.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,13 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from gateway.audit import log as audit
 from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
+from gateway.domain import events
 from gateway.domain.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
-from gateway.rpc.common import (
-    BAD_REQUEST,
-    TolerantRegistration,
-    Undecodable,
-    certificate_agency,
-    undecodable,
-)
-from gateway.rpc.errors import to_grpc_status, to_rejection
-from gateway.security.tokens import bearer_from_metadata
+from gateway.rpc.boundary import BAD_REQUEST, Boundary, Undecodable, caller
+from gateway.rpc.errors import to_rejection
 from gateway.service.admission import Admission
 from gateway.service.exchange import ExchangeService
 
@@ -63,6 +60,9 @@ def _log_failure(future: Future[None]) -> None:
         log.error("delivery.record_failed", error=str(future.exception()))
 
 
+_INBOX_CLOSED = "the inbox connection closed; reconnect"
+
+
 class _Closed:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
@@ -73,7 +73,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self,
         service: ExchangeService,
         executor: Executor,
-        control: Executor,
         amqp_url: str,
         names: Names,
         admission: Admission,
@@ -81,45 +80,31 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._service = service
         self._admission = admission
         self._executor = executor  # checking and committing messages
-        self._control = control  # authenticating calls: never queued behind messages
         self._amqp_url = amqp_url
         self._names = names
         self._sessions: dict[str, _ReceiveSession] = {}
 
-    async def _run(self, fn: Callable[..., T], *args: Any, pool: Executor | None = None) -> T:
-        pool = pool or self._executor
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-
-    async def _caller(self, context: grpc.aio.ServicerContext) -> str:
-        token = bearer_from_metadata(context.invocation_metadata() or ())
-        return await self._run(
-            self._service.authenticate, token, certificate_agency(context), pool=self._control
-        )
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def Submit(
         self, request: exchange_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.SubmitResponse:
-        try:
-            if undecodable(request):
-                raise BAD_REQUEST
-            caller = await self._caller(context)
-            receipt = await self._accept(request.envelope, caller)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
+        receipt = await self._accept(request.envelope, caller())
         return exchange_pb2.SubmitResponse(receipt=receipt)
 
-    async def _accept(self, envelope: envelope_pb2.Envelope, caller: str) -> envelope_pb2.Receipt:
+    async def _accept(self, envelope: envelope_pb2.Envelope, agency: str) -> envelope_pb2.Receipt:
         """Prepare on a worker thread, then wait for the group commit without
         holding a thread, so many messages share one transaction."""
-        with self._admission.admit(caller):
-            prepared = await self._run(self._service.prepare, envelope, caller)
+        with self._admission.admit(agency):
+            prepared = await self._run(self._service.prepare, envelope, agency)
             try:
                 stored = await asyncio.wrap_future(self._service.commit(prepared))
             except GatewayError as err:
-                raise await self._run(self._service.refused, caller, envelope, err) from None
+                raise await self._run(self._service.refused, agency, envelope, err) from None
         if stored.audit_index == prepared.audit_index:
-            return self._service.finish(prepared, stored, caller)  # no I/O on this path
-        return await self._run(self._service.finish, prepared, stored, caller)
+            return self._service.finish(prepared, stored, agency)  # no I/O on this path
+        return await self._run(self._service.finish, prepared, stored, agency)
 
     async def SubmitStream(
         self,
@@ -128,10 +113,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[exchange_pb2.SubmitStreamResponse]:
         """Up to STREAM_WINDOW messages of one stream are in progress at once
         (they join the same group commits); results come back in order."""
-        try:
-            caller = await self._caller(context)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
+        agency = caller()
         window = asyncio.Semaphore(STREAM_WINDOW)
         results: asyncio.Queue[asyncio.Task[exchange_pb2.SubmitStreamResponse] | None] = (
             asyncio.Queue()
@@ -141,7 +123,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             try:
                 async for request in request_iterator:
                     await window.acquire()
-                    await results.put(asyncio.ensure_future(self._submit_one(request, caller)))
+                    await results.put(asyncio.ensure_future(self._submit_one(request, agency)))
             finally:
                 await results.put(None)
 
@@ -156,13 +138,13 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             feeder.cancel()
 
     async def _submit_one(
-        self, request: exchange_pb2.SubmitStreamRequest | Undecodable, caller: str
+        self, request: exchange_pb2.SubmitStreamRequest | Undecodable, agency: str
     ) -> exchange_pb2.SubmitStreamResponse:
         if isinstance(request, Undecodable):
             return exchange_pb2.SubmitStreamResponse(rejection=to_rejection(BAD_REQUEST))
         envelope = request.envelope
         try:
-            receipt = await self._accept(envelope, caller)
+            receipt = await self._accept(envelope, agency)
         except GatewayError as err:
             return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, rejection=to_rejection(err))
         return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, receipt=receipt)
@@ -172,52 +154,37 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         request: exchange_pb2.ReceiveRequest,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
-        try:
-            if undecodable(request):
-                raise BAD_REQUEST
-            caller = await self._caller(context)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
+        agency = caller()
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[InboxMessage | _Closed] = asyncio.Queue()
         prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
-        consumer = InboxConsumer(self._amqp_url, self._names, caller, prefetch=prefetch)
-        try:
-            await loop.run_in_executor(
-                None,
-                lambda: consumer.start(
-                    on_message=lambda m: _post(loop, inbox, m),
-                    on_closed=lambda e: _post(loop, inbox, _Closed(e)),
-                ),
-            )
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-        session = _ReceiveSession(uuid.uuid4().hex[:16], caller, consumer)
+        consumer = InboxConsumer(self._amqp_url, self._names, agency, prefetch=prefetch)
+        await loop.run_in_executor(
+            None,
+            lambda: consumer.start(
+                on_message=lambda m: _post(loop, inbox, m),
+                on_closed=lambda e: _post(loop, inbox, _Closed(e)),
+            ),
+        )
+        session = _ReceiveSession(uuid.uuid4().hex[:16], agency, consumer)
         self._sessions[session.id] = session
-        log.info("receive.opened", agency=caller, session=session.id, prefetch=prefetch)
+        log.info("receive.opened", agency=agency, session=session.id, prefetch=prefetch)
         try:
             while True:
                 item = await inbox.get()
                 if isinstance(item, _Closed):
-                    await context.abort_with_status(
-                        to_grpc_status(
-                            Unavailable(
-                                "BROKER_UNAVAILABLE", "the inbox connection closed; reconnect"
-                            )
-                        )
-                    )
-                    return
+                    raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
                 delivery = envelope_pb2.Delivery.FromString(item.body)
                 delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
                 delivery.redelivered = item.redelivered
                 session.held[item.delivery_tag] = ((delivery.sender, delivery.mid), delivery.kind)
                 self._service.record(
-                    caller, [(delivery.sender, delivery.mid)], audit.DELIVERED
+                    agency, [(delivery.sender, delivery.mid)], events.DELIVERED
                 ).add_done_callback(_log_failure)
                 log.debug(  # the audit log holds every hand-over; info would double it
                     "delivery.sent",
                     mid=delivery.mid,
-                    agency=caller,
+                    agency=agency,
                     kind=delivery.kind,
                     redelivered=item.redelivered,
                 )
@@ -227,7 +194,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             await loop.run_in_executor(None, consumer.stop)
             log.info(
                 "receive.closed",
-                agency=caller,
+                agency=agency,
                 session=session.id,
                 unacknowledged=len(session.held),
             )
@@ -238,25 +205,20 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         """Records the acknowledgements (and give-backs) in the audit log, then
         settles them on the broker: acknowledged ones leave the inbox, rejected
         ones are delivered again (and dead-lettered past the delivery limit)."""
-        try:
-            if undecodable(request):
-                raise BAD_REQUEST
-            caller = await self._caller(context)
-            if not request.delivery_ids and not request.rejected_delivery_ids:
-                raise InvalidMessage(
-                    "MISSING_FIELD",
-                    "no delivery ids to acknowledge or reject",
-                    [FieldViolation("delivery_ids", "is empty")],
+        agency = caller()
+        if not request.delivery_ids and not request.rejected_delivery_ids:
+            raise InvalidMessage(
+                "MISSING_FIELD",
+                "no delivery ids to acknowledge or reject",
+                [FieldViolation("delivery_ids", "is empty")],
+            )
+        acked, unknown = self._held(agency, request.delivery_ids)
+        rejected, unknown_rejected = self._held(agency, request.rejected_delivery_ids)
+        for settling, event in ((acked, events.ACKNOWLEDGED), (rejected, events.RETURNED)):
+            if settling:
+                await asyncio.wrap_future(
+                    self._service.record(agency, [h.message for h in settling], event)
                 )
-            acked, unknown = self._held(caller, request.delivery_ids)
-            rejected, unknown_rejected = self._held(caller, request.rejected_delivery_ids)
-            for settling, event in ((acked, audit.ACKNOWLEDGED), (rejected, audit.RETURNED)):
-                if settling:
-                    await asyncio.wrap_future(
-                        self._service.record(caller, [h.message for h in settling], event)
-                    )
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
         for held_session, group in itertools.groupby(acked, key=lambda h: h.session):
             held_session.consumer.ack([h.tag for h in group])
         for held in rejected:
@@ -267,7 +229,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         # deliveries given back are named, as they are worth an operator's look.
         log.info(
             "deliveries.settled",
-            agency=caller,
+            agency=agency,
             acknowledged=len(acked),
             returned=[held.message[1] for held in rejected],
             unknown=len(unknown) + len(unknown_rejected),
@@ -277,8 +239,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             unknown_delivery_ids=[*unknown, *unknown_rejected],
         )
 
-    def _held(self, caller: str, ids: Sequence[str]) -> tuple[list[_Held], list[str]]:
-        """The deliveries of ``ids`` that an open Receive stream of ``caller``
+    def _held(self, agency: str, ids: Sequence[str]) -> tuple[list[_Held], list[str]]:
+        """The deliveries of ``ids`` that an open Receive stream of ``agency``
         holds unsettled, grouped by stream, and the ids that are not."""
         held: list[_Held] = []
         unknown: list[str] = []
@@ -286,7 +248,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             session_id, _, tag_text = delivery_id.partition(".")
             session = self._sessions.get(session_id)
             tag = int(tag_text) if tag_text.isdigit() else -1
-            if session is None or session.agency != caller or tag not in session.held:
+            if session is None or session.agency != agency or tag not in session.held:
                 unknown.append(delivery_id)
             else:
                 held.append(_Held(session, tag, *session.held[tag]))
@@ -296,14 +258,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     async def GetStatus(
         self, request: exchange_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.GetStatusResponse:
-        try:
-            if undecodable(request):
-                raise BAD_REQUEST
-            caller = await self._caller(context)
-            return await self._run(self._service.status, caller, request.mid)
-        except GatewayError as err:
-            await context.abort_with_status(to_grpc_status(err))
-            raise
+        return await self._run(self._service.status, caller(), request.mid)
 
 
 def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: object) -> None:
@@ -311,5 +266,7 @@ def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: obje
     loop.call_soon_threadsafe(queue.put_nowait, item)
 
 
-def add_to_server(servicer: ExchangeServicer, server: grpc.aio.Server) -> None:
-    exchange_pb2_grpc.add_ExchangeServicer_to_server(servicer, TolerantRegistration(server))
+def add_to_server(
+    servicer: ExchangeServicer, server: grpc.aio.Server, boundary: Boundary
+) -> None:
+    boundary.register(exchange_pb2_grpc.add_ExchangeServicer_to_server, servicer, server)

@@ -24,6 +24,7 @@ from gateway.broker import topology
 from gateway.config import Settings
 from gateway.proto.silian.v1 import audit_pb2, exchange_pb2
 from gateway.rpc import audit_servicer
+from gateway.rpc.boundary import Boundary
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
 from gateway.service.admission import Admission, parse_rate_limits
 
@@ -163,19 +164,20 @@ async def serve(
             ("grpc.max_send_message_length", settings.max_message_bytes * 2 + 65536),
         ]
     )
+    boundary = Boundary(gateway.service.authenticate, control)
     add_to_server(
         ExchangeServicer(
             gateway.service,
             executor,
-            control,
             settings.amqp_url,
             gateway.names,
             Admission(settings.max_in_progress, parse_rate_limits(settings.rate_limits)),
         ),
         server,
+        boundary,
     )
     audit_servicer.add_to_server(
-        audit_servicer.AuditServicer.for_gateway(gateway, auditing), server
+        audit_servicer.AuditServicer.for_gateway(gateway, auditing), server, boundary
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

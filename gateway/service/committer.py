@@ -14,18 +14,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 import structlog
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.audit import log as audit
-from gateway.audit.log import AuditEvent
-from gateway.domain.errors import GatewayError
-from gateway.domain.linkage import BatchState, flush
+from gateway.audit import log as audit_log
+from gateway.domain.errors import GatewayError, Unavailable
+from gateway.domain.events import AuditEvent
+from gateway.domain.messages import NewMessage
+from gateway.service.pending import Pending
+from gateway.store.linkage_state import BatchState, flush
 from gateway.store.models import StoredMessage
-from gateway.store.repository import NewMessage, ReceiptSigner, Store, database_unavailable
+from gateway.store.repository import DuplicateRow, Store
 
 log = structlog.get_logger(__name__)
 
@@ -34,28 +35,29 @@ T = TypeVar("T")
 #: Put on the message queue when a job is queued, to wake the writer.
 _WAKE = object()
 
-#: Runs inside the batch transaction for one message (its linkage hooks) with
-#: the batch's staged linkage state; returns further messages to store with it
-#: (alerts it raised). May raise a GatewayError to refuse this message alone;
-#: it stages its state only once it accepted the message, so no savepoint is
-#: needed.
-Hook = Callable[[Session, BatchState], "list[Pending]"]
 
+class CommitHandler(Protocol):
+    """What the group commit asks of the service. Every method but
+    ``committed`` runs on the writer thread inside the batch's transaction."""
 
-@dataclass
-class Pending:
-    """A verified, validated, routed message waiting for the group commit."""
+    def stage(self, session: Session, pending: Pending, state: BatchState) -> list[Pending]:
+        """Run ``pending``'s linkages; return the messages they raise (alerts), to
+        be stored with it. MAY raise GatewayError to refuse this message alone;
+        MUST stage linkage state into ``state`` only once the message is
+        accepted, so a refusal leaves nothing behind (no savepoint is needed)."""
+        ...
 
-    message: NewMessage
-    events: list[AuditEvent]  # events[0] is the acceptance
-    receipt_for: ReceiptSigner
-    hook: Hook | None = None
-    rejection: Callable[[GatewayError], AuditEvent] | None = None
-    future: Future[StoredMessage] = field(default_factory=Future)
-    #: The acceptance's audit index once this message itself was stored.
-    audit_index: int = -1
-    #: (linkage, key) of the linkage state its hook reads, read ahead per batch.
-    state_keys: list[tuple[str, str]] = field(default_factory=list)
+    def receipt(self, pending: Pending, audit_index: int) -> bytes:
+        """The serialized, signed receipt of ``pending`` naming its acceptance's index."""
+        ...
+
+    def rejection(self, pending: Pending, error: GatewayError) -> AuditEvent:
+        """The audit entry of ``pending`` refused by ``stage``."""
+        ...
+
+    def committed(self, messages: Sequence[NewMessage]) -> None:
+        """Called (outside the transaction) after a commit stored new messages."""
+        ...
 
 
 @dataclass
@@ -77,16 +79,10 @@ class _Outcome:
 class GroupCommitter:
     """Collects pending messages and commits them in batches on its own thread."""
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        max_batch: int = 500,
-        on_commit: Callable[[Sequence[NewMessage]], None] = lambda stored: None,
-    ) -> None:
+    def __init__(self, store: Store, handler: CommitHandler, *, max_batch: int = 500) -> None:
         self._store = store
+        self._handler = handler
         self._max_batch = max_batch
-        self._on_commit = on_commit
         #: Pending messages in arrival order; _WAKE says a job was queued, None stops.
         self._queue: queue.SimpleQueue[Pending | object | None] = queue.SimpleQueue()
         #: Jobs (delivery records behind Acknowledge calls, sweeps) go ahead of
@@ -162,25 +158,24 @@ class GroupCommitter:
             settle(job.future, error=exc)
             return
         if produced:
-            self._on_commit([p.message for p in produced])
+            self._handler.committed([p.message for p in produced])
         settle(job.future, stored)
 
     def _commit(self, batch: list[Pending]) -> None:
         try:
             outcomes = self._commit_once(batch)
-        except IntegrityError:
+        except DuplicateRow:
             # Another gateway process stored one of these mids first: retry one
             # by one so only that message is affected.
             outcomes = [o for p in batch for o in self._commit_alone(p)]
-        except DBAPIError as exc:
-            error = database_unavailable(exc)
+        except Unavailable as error:
             outcomes = [_Outcome(p, error=error) for p in batch]
         except Exception as exc:  # a bug: fail the batch, keep the writer alive
             log.exception("commit.crashed", batch=len(batch))
             outcomes = [_Outcome(p, error=exc) for p in batch]
         new = [p.message for o in outcomes for p in o.accepted if p.audit_index >= 0]
         if new:
-            self._on_commit(new)
+            self._handler.committed(new)
         for outcome in outcomes:
             if outcome.error is not None:
                 settle(outcome.pending.future, error=outcome.error)
@@ -191,8 +186,8 @@ class GroupCommitter:
     def _commit_alone(self, pending: Pending) -> list[_Outcome]:
         try:
             return self._commit_once([pending])
-        except DBAPIError as exc:
-            return [_Outcome(pending, error=database_unavailable(exc))]
+        except (DuplicateRow, Unavailable) as error:
+            return [_Outcome(pending, error=error)]
 
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         with self._store.transaction() as session:
@@ -204,8 +199,8 @@ class GroupCommitter:
             flush(session, state.staged, datetime.now(UTC))
             rejections = []
             for outcome in outcomes:
-                if isinstance(outcome.error, GatewayError) and outcome.pending.rejection:
-                    rejections.append(outcome.pending.rejection(outcome.error))
+                if isinstance(outcome.error, GatewayError):
+                    rejections.append(self._handler.rejection(outcome.pending, outcome.error))
                     outcome.error.audited = True
             to_store = [p for o in outcomes for p in o.accepted]
             stored = self._store_all(session, to_store, rejections)
@@ -219,14 +214,14 @@ class GroupCommitter:
     ) -> dict[tuple[str, str], StoredMessage]:
         """Append every pending message's audit entries (then ``extra``) and
         store the messages with receipts naming their acceptance's index."""
-        indexes = audit.append(session, [e for p in pendings for e in p.events] + list(extra))
+        indexes = audit_log.append(session, [e for p in pendings for e in p.events] + list(extra))
         accepted = []
         position = 0
         for pending in pendings:
             index = indexes[position]
             position += len(pending.events)
             pending.audit_index = index
-            accepted.append((pending.message, index, pending.receipt_for(index)))
+            accepted.append((pending.message, index, self._handler.receipt(pending, index)))
         rows = self._store.add_messages(session, accepted)
         return {_key(pending): row for pending, row in zip(pendings, rows, strict=True)}
 
@@ -239,17 +234,17 @@ class GroupCommitter:
         state: BatchState,
     ) -> _Outcome:
         """Decide one message's fate in the batch: a known mid returns the stored
-        message (a mid twice in one batch is stored once), a refusing hook an
-        error; otherwise it and any alerts its hook raised are to be stored."""
+        message (a mid twice in one batch is stored once), a refusing linkage an
+        error; otherwise it and any alerts its linkages raised are to be stored."""
         existing = known.get(_key(pending))
         if existing is not None:
             return _Outcome(pending, stored=existing)
         if _key(pending) in staged:
             return _Outcome(pending)  # filled from its twin after the inserts
         outcome = _Outcome(pending, accepted=[pending])
-        if pending.hook is not None:
+        if pending.linkages:
             try:
-                outcome.accepted += pending.hook(session, state)
+                outcome.accepted += self._handler.stage(session, pending, state)
             except GatewayError as err:
                 return _Outcome(pending, error=err)
         staged[_key(pending)] = outcome

@@ -7,13 +7,44 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from datetime import UTC, datetime
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from gateway.service.committer import GroupCommitter, Pending, settle
+from gateway.audit import log as audit_log
+from gateway.domain import events
+from gateway.domain.events import AuditEvent
+from gateway.service.committer import GroupCommitter, settle
+from gateway.service.pending import Pending
 from gateway.store.models import StoredMessage
-from gateway.store.repository import Store, database_unavailable
+from gateway.store.repository import Store
+
+#: The outbox timestamp each delivery event sets (``returned`` sets none).
+_COLUMNS = {events.DELIVERED: "delivered_at", events.ACKNOWLEDGED: "acknowledged_at"}
+
+
+def record_deliveries(
+    store: Store, session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
+) -> int:
+    """Record many (recipient, event, [(sender, mid)]) in ``session`` with an
+    audit entry each; returns how many outbox rows changed state."""
+    now = datetime.now(UTC)
+    changed, recorded = store.record_deliveries(session, records, _COLUMNS, now)
+    audit_log.append(
+        session,
+        [
+            AuditEvent(
+                event,
+                recipient,
+                mid=row.mid,
+                kind=row.kind,
+                detail={"sender": row.sender, "outbox_id": row.id},
+            )
+            for recipient, event, row in recorded
+        ],
+        now=now,
+    )
+    return changed
 
 
 class DeliveryRecorder:
@@ -46,15 +77,15 @@ class DeliveryRecorder:
             # Taken from the buffer means owned here: settle them whatever the
             # write below does, or their callers would wait forever.
             drained.extend(future for *_, future in items)
-            self._store.record_delivery_batch(
-                session, [(recipient, event, messages) for recipient, messages, event, _ in items]
+            record_deliveries(
+                self._store,
+                session,
+                [(recipient, event, messages) for recipient, messages, event, _ in items],
             )
             return []
 
         def answer(done: Future[list[StoredMessage]]) -> None:
             error = done.exception()
-            if isinstance(error, DBAPIError):
-                error = database_unavailable(error)
             for future in drained:  # a caller that gave up is skipped; the others still wait
                 settle(future, None, error)
 

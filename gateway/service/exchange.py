@@ -7,21 +7,16 @@ servicer only translates to and from the wire.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from google.protobuf.message import Message
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
-from gateway.audit import log as audit
-from gateway.audit.log import AuditEvent
+from gateway.audit import log as audit_log
 from gateway.config import Settings
-from gateway.domain import kinds, validation
+from gateway.domain import events, kinds, validation
 from gateway.domain.errors import (
     Conflict,
     FieldViolation,
@@ -33,34 +28,29 @@ from gateway.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
-from gateway.domain.linkage import (
-    Accepted,
-    AlertDraft,
-    BatchState,
-    Linkage,
-    LinkageContext,
-    Linkages,
-    Staged,
-    flush,
-)
+from gateway.domain.events import AuditEvent
+from gateway.domain.linkage import Accepted, Linkages, state_keys
+from gateway.domain.messages import NewMessage
 from gateway.domain.policy import Policy
-from gateway.domain.routing import Lookups, ReferralCache, Router, Routing, sha256_hex, unit_code
+from gateway.domain.routing import Router, sha256_hex
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
-from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws, tokens
 from gateway.security.keys import CachedKeys
 from gateway.security.signer import GatewaySigner
-from gateway.service.committer import GroupCommitter, Hook, Pending
+from gateway.service import lookups
+from gateway.service.acceptance import Acceptance
+from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
+from gateway.service.lookups import ReferralCache
+from gateway.service.pending import Pending, pending_for
+from gateway.service.refusals import is_uuid, log_rejection, rejection_event
 from gateway.store.models import OutboxRow, StoredMessage
-from gateway.store.repository import NewMessage, Store, database_unavailable
+from gateway.store.repository import Store
 
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
-#: The principal id alerts are sent as (role "gateway" in the policy).
-GATEWAY_PRINCIPAL = "gateway"
 
 
 class ExchangeService:
@@ -103,7 +93,16 @@ class ExchangeService:
                 self.referrals.invalidate()
             on_accept()
 
-        self.committer = GroupCommitter(store, max_batch=commit_batch, on_commit=committed)
+        self.acceptance = Acceptance(
+            policy=policy,
+            units=units,
+            signer=signer,
+            router=self.router,
+            subject_key=subject_key,
+            linkages=self.linkages,
+            on_commit=committed,
+        )
+        self.committer = GroupCommitter(store, self.acceptance, max_batch=commit_batch)
         self.deliveries = DeliveryRecorder(store, self.committer)
 
     # --- authentication --------------------------------------------------------
@@ -137,8 +136,8 @@ class ExchangeService:
                     "ROLE_NOT_ALLOWED", f"{claims.issuer!r} may not call this service"
                 )
             return claims.issuer
-        except DBAPIError as exc:
-            raise database_unavailable(exc) from None
+        except Unavailable:
+            raise
         except GatewayError as err:
             self._audit_rejection(ANONYMOUS, None, err)
             raise
@@ -165,8 +164,6 @@ class ExchangeService:
         the commit. A known mid is recognised by the commit (see ``finish``)."""
         try:
             return self._prepare(envelope, caller)
-        except DBAPIError as exc:
-            raise database_unavailable(exc) from None
         except GatewayError as err:
             raise self.refused(caller, envelope, err) from None
 
@@ -207,8 +204,8 @@ class ExchangeService:
         if isinstance(err, Unavailable):
             return err
         if err.audited:
-            event = self._rejection_event(caller, envelope, err, mid=mid, kind=kind)
-            _log_rejection(caller, event, err)
+            event = rejection_event(self.policy, caller, envelope, err, mid=mid, kind=kind)
+            log_rejection(caller, event, err)
             return err
         self._audit_rejection(caller, envelope, err, mid=mid, kind=kind)
         return err
@@ -250,162 +247,28 @@ class ExchangeService:
             digest,
             accepted_at,
             today,
-            Lookups.of_store(self.store, self.referrals),
+            lookups.of_store(self.store, self.referrals),
         )
-        pending = self._pending(envelope, message, digest, accepted_at, routing, claims.kid)
+        pending = pending_for(
+            envelope, message, digest, accepted_at, routing, claims.kid, self.subject_key
+        )
         linkages = self.linkages.for_kind(envelope.kind)
         if linkages:
             accepted = Accepted(envelope.kind, caller, envelope.mid, message, accepted_at)
-            for linkage in linkages:
-                state_keys = getattr(linkage, "state_keys", None)
-                if state_keys is not None:
-                    pending.state_keys += [
-                        (linkage.name, k) for k in state_keys(accepted, self.subject_key)
-                    ]
-            pending.hook = self._linkage_hook(linkages, accepted)
+            pending.accepted = accepted
+            pending.linkages = linkages
+            pending.state_keys = [
+                (linkage.name, key)
+                for linkage in linkages
+                for key in state_keys(linkage, accepted, self.subject_key)
+            ]
         return pending
-
-    def _pending(
-        self,
-        envelope: envelope_pb2.Envelope,
-        message: Message,
-        digest: str,
-        accepted_at: datetime,
-        routing: Routing,
-        kid: str,
-    ) -> Pending:
-        recipients = [r.recipient for r in routing.outbox if r.destination == "inbox"]
-        accepted = AuditEvent(
-            audit.ACCEPTED,
-            envelope.sender,
-            mid=envelope.mid,
-            kind=envelope.kind,
-            detail={"sha256": digest, "kid": kid, "recipients": ",".join(recipients)},
-        )
-        pending = Pending(
-            message=NewMessage(
-                sender=envelope.sender,
-                mid=envelope.mid,
-                kind=envelope.kind,
-                payload=envelope.payload,
-                payload_sha256=digest,
-                signature=envelope.signature,
-                unit_code=unit_code(message),
-                accepted_at=accepted_at,
-                outbox=routing.outbox,
-                pseudonyms=routing.pseudonyms,
-                referred=routing.referred,
-                subject_keys=[
-                    self.subject_key(subject.resident_id)
-                    for _, subject in validation.subjects(message)
-                    if subject.resident_id
-                ],
-            ),
-            events=[accepted, *routing.events],
-            receipt_for=lambda index: self._receipt(
-                envelope, digest, index, accepted_at, recipients
-            ),
-            rejection=lambda err: self._rejection_event(envelope.sender, envelope, err),
-        )
-        return pending
-
-    def _linkage_hook(self, linkages: Sequence[Linkage], accepted: Accepted) -> Hook:
-        """Runs ``linkages`` in the commit's transaction; the alerts they raise
-        become messages stored in the same transaction."""
-
-        def hook(session: Session, batch: BatchState) -> list[Pending]:
-            overlay: Staged = {}
-            drafts = []
-            for linkage in linkages:
-                ctx = self._context(session, linkage.name, accepted.accepted_at, batch, overlay)
-                drafts += linkage.on_accepted(accepted, ctx)
-            alerts = [self._alert(session, draft, accepted.accepted_at) for draft in drafts]
-            batch.staged.update(overlay)  # only once every linkage accepted the message
-            return alerts
-
-        return hook
-
-    def _context(
-        self,
-        session: Session,
-        linkage: str,
-        now: datetime,
-        batch: BatchState,
-        overlay: Staged | None = None,
-    ) -> LinkageContext:
-        return LinkageContext(
-            session,
-            linkage,
-            subject_key=self.subject_key,
-            units=self.units,
-            now=now,
-            batch=batch,
-            overlay=overlay,
-        )
 
     def sweep(self, now: datetime | None = None) -> int:
         """Run the linkages' time-driven rules once; returns alerts raised."""
         moment = now or datetime.fromtimestamp(self.clock(), UTC)
-
-        def job(session: Session) -> list[Pending]:
-            raised = []
-            batch = BatchState()
-            for linkage in self.linkages.all:
-                ctx = self._context(session, linkage.name, moment, batch)
-                raised += [self._alert(session, d, moment) for d in linkage.sweep(ctx)]
-                batch.staged.update(ctx.overlay)
-            flush(session, batch.staged, moment)
-            return raised
-
-        return len(self.committer.execute(job).result())
-
-    def _alert(self, session: Session, draft: AlertDraft, raised_at: datetime) -> Pending:
-        """A signed alert message from the gateway principal, routed by policy."""
-        alert = pb.Alert(
-            alert_id=str(uuid.uuid4()),
-            alert_type=draft.alert_type,  # type: ignore[arg-type]
-            severity=draft.severity,  # type: ignore[arg-type]
-            unit_code=draft.unit_code,
-            description=draft.description,
-            evidence_mids=list(draft.evidence_mids),
-        )
-        if draft.subject is not None:
-            alert.subject.CopyFrom(draft.subject)
-        alert.raised_at.FromDatetime(raised_at)
-        payload = kinds.encode(alert)
-        mid = str(uuid.uuid4())
-        envelope = envelope_pb2.Envelope(
-            mid=mid,
-            kind=kinds.ALERT,
-            sender=GATEWAY_PRINCIPAL,
-            payload=payload,
-            signature=self.signer.sign_message(
-                mid=mid, kind=kinds.ALERT, iss=GATEWAY_PRINCIPAL, payload=payload
-            ),
-        )
-        digest = sha256_hex(payload)
-        routing = self.router.route(
-            envelope,
-            alert,
-            digest,
-            raised_at,
-            raised_at.date(),
-            Lookups.in_session(session),
-        )
-        pending = self._pending(envelope, alert, digest, raised_at, routing, self.signer.kid)
-        pending.events.append(
-            AuditEvent(
-                audit.ALERT_RAISED,
-                GATEWAY_PRINCIPAL,
-                mid=mid,
-                kind=kinds.ALERT,
-                detail={
-                    "type": pb.AlertType.Name(alert.alert_type),
-                    "evidence": ",".join(draft.evidence_mids),
-                },
-            )
-        )
-        return pending
+        raised = self.committer.execute(lambda session: self.acceptance.sweep(session, moment))
+        return len(raised.result())
 
     def _check_envelope(self, envelope: envelope_pb2.Envelope, caller: str) -> None:
         if len(envelope.payload) > self.settings.max_message_bytes:
@@ -422,7 +285,7 @@ class ExchangeService:
         ]
         if missing:
             raise InvalidMessage("MISSING_FIELD", "the envelope lacks required fields", missing)
-        if not _is_uuid(envelope.mid):
+        if not is_uuid(envelope.mid):
             raise InvalidMessage(
                 "BAD_MID", "mid must be a UUID", [FieldViolation("envelope.mid", "is not a UUID")]
             )
@@ -447,75 +310,19 @@ class ExchangeService:
                 f"mid {existing.mid} was already used for a different payload",
                 [FieldViolation("envelope.mid", "already used with another payload")],
             )
-        self.store.record_audit(
+        audit_log.record(
+            self.store,
             [
                 AuditEvent(
-                    audit.DUPLICATE,
+                    events.DUPLICATE,
                     caller,
                     mid=existing.mid,
                     kind=existing.kind,
                     detail={"sha256": digest},
                 )
-            ]
+            ],
         )
         return envelope_pb2.Receipt.FromString(existing.receipt)
-
-    def _receipt(
-        self,
-        envelope: envelope_pb2.Envelope,
-        digest: str,
-        audit_index: int,
-        accepted_at: datetime,
-        recipients: list[str],
-    ) -> bytes:
-        receipt = envelope_pb2.Receipt(
-            mid=envelope.mid,
-            sender=envelope.sender,
-            kind=envelope.kind,
-            payload_sha256=digest,
-            audit_index=audit_index,
-            recipients=recipients,
-        )
-        receipt.accepted_at.FromDatetime(accepted_at)
-        receipt.signature = self.signer.sign(
-            {
-                "mid": envelope.mid,
-                "sub": envelope.sender,
-                "kind": envelope.kind,
-                "sha256": digest,
-                "audit_index": audit_index,
-                "iat": int(accepted_at.timestamp()),
-            }
-        )
-        return receipt.SerializeToString(deterministic=True)
-
-    def _rejection_event(
-        self,
-        caller: str,
-        envelope: envelope_pb2.Envelope | None,
-        err: GatewayError,
-        *,
-        mid: str = "",
-        kind: str = "",
-    ) -> AuditEvent:
-        detail: dict[str, str | int] = {"reason": err.reason}
-        if err.violations:
-            detail["fields"] = ",".join(v.field for v in err.violations)
-        if envelope is not None:
-            # Only well-formed values go into the entry as they are; anything
-            # else a caller sent is recorded by digest (it may be garbage,
-            # NUL bytes included, or personal data).
-            mid = envelope.mid if _is_uuid(envelope.mid) else ""
-            kind = envelope.kind if envelope.kind in kinds.known_kinds() else ""
-            detail["sender"] = (
-                envelope.sender if self.policy.principal(envelope.sender) else ("unknown")
-            )
-            detail["sha256"] = sha256_hex(envelope.payload)
-            if not mid and envelope.mid:
-                detail["mid_sha256"] = sha256_hex(envelope.mid.encode())
-            if not kind and envelope.kind:
-                detail["kind_sha256"] = sha256_hex(envelope.kind.encode())
-        return AuditEvent(audit.REJECTED, caller, mid=mid, kind=kind, detail=detail)
 
     def _audit_rejection(
         self,
@@ -526,40 +333,32 @@ class ExchangeService:
         mid: str = "",
         kind: str = "",
     ) -> None:
-        event = self._rejection_event(caller, envelope, err, mid=mid, kind=kind)
-        _log_rejection(caller, event, err)
-        try:
-            self.store.record_audit([event])
-        except DBAPIError as exc:
-            raise database_unavailable(exc) from None
+        event = rejection_event(self.policy, caller, envelope, err, mid=mid, kind=kind)
+        log_rejection(caller, event, err)
+        audit_log.record(self.store, [event])
 
     # --- status and delivery --------------------------------------------------
 
     def status(self, caller: str, mid: str) -> exchange_pb2.GetStatusResponse:
         """Where a message ``caller`` sent stands, per recipient; NotFound otherwise."""
-        try:
-            message = self.store.message(caller, mid)
-            if message is None:
-                raise NotFound(
-                    "UNKNOWN_MESSAGE",
-                    f"{caller!r} sent no message {mid!r}",
-                    [FieldViolation("mid", "no such message from this sender")],
-                )
-            response = exchange_pb2.GetStatusResponse(mid=mid, kind=message.kind)
-            response.accepted_at.FromDatetime(message.accepted_at)
-            for row in self.store.outbox_of(caller, mid):
-                if row.destination != "inbox":
-                    continue
-                status = response.recipients.add(
-                    recipient=row.recipient, state=_delivery_state(row)
-                )
-                for name in ("published_at", "delivered_at", "acknowledged_at"):
-                    value = getattr(row, name)
-                    if value is not None:
-                        getattr(status, name).FromDatetime(value)
-            return response
-        except DBAPIError as exc:
-            raise database_unavailable(exc) from None
+        message = self.store.message(caller, mid)
+        if message is None:
+            raise NotFound(
+                "UNKNOWN_MESSAGE",
+                f"{caller!r} sent no message {mid!r}",
+                [FieldViolation("mid", "no such message from this sender")],
+            )
+        response = exchange_pb2.GetStatusResponse(mid=mid, kind=message.kind)
+        response.accepted_at.FromDatetime(message.accepted_at)
+        for row in self.store.outbox_of(caller, mid):
+            if row.destination != "inbox":
+                continue
+            status = response.recipients.add(recipient=row.recipient, state=_delivery_state(row))
+            for name in ("published_at", "delivered_at", "acknowledged_at"):
+                value = getattr(row, name)
+                if value is not None:
+                    getattr(status, name).FromDatetime(value)
+        return response
 
     def record(
         self, recipient: str, messages: Sequence[tuple[str, str]], event: str
@@ -571,19 +370,6 @@ class ExchangeService:
         return self.deliveries.record(recipient, messages, event)
 
 
-def _log_rejection(caller: str, event: AuditEvent, err: GatewayError) -> None:
-    """Log a refusal by reason and field names only: the message text (which
-    the caller does get) may quote payload values such as ID numbers."""
-    log.warning(
-        "message.rejected",
-        mid=event.mid,
-        agency=caller,
-        kind=event.kind,
-        reason=err.reason,
-        fields=[v.field for v in err.violations],
-    )
-
-
 def _delivery_state(row: OutboxRow) -> exchange_pb2.DeliveryState.ValueType:
     if row.acknowledged_at is not None:
         return exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED
@@ -592,11 +378,3 @@ def _delivery_state(row: OutboxRow) -> exchange_pb2.DeliveryState.ValueType:
     if row.published_at is not None:
         return exchange_pb2.DELIVERY_STATE_PUBLISHED
     return exchange_pb2.DELIVERY_STATE_ROUTED
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -1,5 +1,6 @@
-"""Registering principals and keeping the private keys an operator generated
-for them (``<data-dir>/agency-keys/<agency>/<kid>.pem``, mode 0600)."""
+"""Registering principals and their keys (each change audited in its
+transaction), and keeping the private keys an operator generated for them
+(``<data-dir>/agency-keys/<agency>/<kid>.pem``, mode 0600)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,37 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit import log as audit_log
 from gateway.config import Settings
+from gateway.domain import events
+from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
 from gateway.security import keys as keyring
 from gateway.store.repository import Store
+
+
+def add_agency(store: Store, agency_id: str, display_name: str, role: str, actor: str) -> None:
+    """Register a principal; Conflict if the id is taken."""
+    with store.transaction() as session:
+        store.insert_agency(session, agency_id, display_name, role)
+        detail = {"agency": agency_id, "role": role}
+        audit_log.append(session, [AuditEvent(events.AGENCY_ADDED, actor, detail=detail)])
+
+
+def add_key(store: Store, agency_id: str, kid: str, public: bytes, actor: str) -> None:
+    """Add an active key; NotFound for an unknown agency, Conflict for a known kid."""
+    with store.transaction() as session:
+        store.insert_key(session, agency_id, kid, public)
+        detail = {"agency": agency_id, "kid": kid}
+        audit_log.append(session, [AuditEvent(events.KEY_ADDED, actor, detail=detail)])
+
+
+def revoke_key(store: Store, agency_id: str, kid: str, actor: str) -> None:
+    """Revoke a key from now on; NotFound if the agency has no such key."""
+    with store.transaction() as session:
+        store.set_key_revoked(session, agency_id, kid)
+        detail = {"agency": agency_id, "kid": kid}
+        audit_log.append(session, [AuditEvent(events.KEY_REVOKED, actor, detail=detail)])
 
 
 def agency_key_dir(settings: Settings, agency: str) -> Path:
@@ -60,8 +88,8 @@ def ensure_principals(
             result[principal.id] = keyring.load_private_pem(path.read_bytes())
             continue
         if store.agency(principal.id) is None:
-            store.add_agency(principal.id, principal.display_name, principal.role, actor="operator")
+            add_agency(store, principal.id, principal.display_name, principal.role, "operator")
         key, kid, _ = write_new_key(settings, principal.id)
-        store.add_key(principal.id, kid, keyring.public_raw(key), actor="operator")
+        add_key(store, principal.id, kid, keyring.public_raw(key), "operator")
         result[principal.id] = key
     return result

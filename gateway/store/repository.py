@@ -1,11 +1,17 @@
-"""The database behind the gateway. Every method is one transaction, and every
-state change commits together with the audit entries that describe it."""
+"""The database behind the gateway: every table's reads and writes.
+
+``Store.transaction()`` is the unit of work: callers (the service, the audit
+log) put a message, its outbox rows and the audit entries that describe them
+into one transaction. It is also the one place where database failures become
+errors callers understand: ``Unavailable`` (retry later) or ``DuplicateRow``
+(a unique key was taken, e.g. by another gateway process).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,39 +20,26 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit import log as audit
-from gateway.audit.log import AuditEvent
-from gateway.broker.relay import OutboxItem
 from gateway.domain.errors import Conflict, NotFound, Unavailable
+from gateway.domain.messages import NewMessage
+from gateway.domain.outbox import OutboxItem
 from gateway.security.keys import KeyRecord
 from gateway.store.bulk import insert_rows
 from gateway.store.models import (
     Agency,
     AgencyKey,
-    Base,
     MessageSubject,
     OutboxRow,
     StoredMessage,
     SubjectPseudonym,
 )
 
-#: Makes the serialized, signed receipt once the acceptance's audit index is known.
-ReceiptSigner = Callable[[int], bytes]
-
-
-def _insert(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
-    insert_rows(session, table, rows)
-
-
 log = structlog.get_logger(__name__)
 
 
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    try:
-        yield
-    except DBAPIError as exc:
-        raise database_unavailable(exc) from None
+class DuplicateRow(Exception):
+    """A write hit a unique key that another transaction holds (e.g. the same
+    mid stored at the same moment through another gateway process)."""
 
 
 def database_unavailable(exc: DBAPIError) -> Unavailable:
@@ -61,34 +54,26 @@ def _now() -> datetime:
 
 
 @dataclass(frozen=True)
-class NewOutboxRow:
-    """An outbox row to store with its message."""
+class MarkedRow:
+    """An outbox row whose state a mark changed (what its audit entry names)."""
 
-    destination: str
+    id: int
+    mid: str
+    kind: str
+    sender: str
     recipient: str
     routing_key: str
-    policy_id: str
-    view_sha256: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class NewMessage:
-    """An accepted message with everything that must commit with it."""
+class DeliveryRow:
+    """A recipient's outbox row found for a delivery record."""
 
+    id: int
+    recipient: str
     sender: str
     mid: str
     kind: str
-    payload: bytes
-    payload_sha256: str
-    signature: str
-    unit_code: str
-    accepted_at: datetime
-    outbox: Sequence[NewOutboxRow]
-    pseudonyms: Sequence[tuple[str, str, str]]  # (recipient, pseudonym, resident_id)
-    referred: Sequence[tuple[str, str]]  # (recipient, pseudonym)
-    subject_keys: Sequence[str] = ()  # keyed hashes of the people the message names
 
 
 class Store:
@@ -100,30 +85,51 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A session whose transaction commits on success and rolls back on error.
+
+        Raises ``DuplicateRow`` when a unique key was taken and ``Unavailable``
+        when the database failed; every other error passes through unchanged.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise DuplicateRow(str(exc.orig)[:200]) from None
+        except DBAPIError as exc:
+            raise database_unavailable(exc) from None
 
     # --- principals and keys -------------------------------------------------
 
-    def add_agency(self, agency_id: str, display_name: str, role: str, actor: str) -> None:
-        """Register a principal; Conflict if the id is taken."""
-        try:
-            with self.transaction() as session:
-                session.add(
-                    Agency(id=agency_id, display_name=display_name, role=role, created_at=_now())
-                )
-                session.flush()
-                audit.append(
-                    session,
-                    [
-                        AuditEvent(
-                            audit.AGENCY_ADDED, actor, detail={"agency": agency_id, "role": role}
-                        )
-                    ],
-                )
-        except IntegrityError:
-            raise Conflict("AGENCY_EXISTS", f"agency {agency_id!r} is already registered") from None
+    @staticmethod
+    def insert_agency(session: Session, agency_id: str, display_name: str, role: str) -> None:
+        """Register a principal in ``session``; Conflict if the id is taken."""
+        if session.get(Agency, agency_id) is not None:
+            raise Conflict("AGENCY_EXISTS", f"agency {agency_id!r} is already registered")
+        session.add(Agency(id=agency_id, display_name=display_name, role=role, created_at=_now()))
+        session.flush()
+
+    @staticmethod
+    def insert_key(session: Session, agency_id: str, kid: str, public: bytes) -> None:
+        """Add an active key in ``session``; NotFound for an unknown agency,
+        Conflict for a known kid."""
+        if session.get(Agency, agency_id) is None:
+            raise NotFound("UNKNOWN_AGENCY", f"no agency {agency_id!r}")
+        if session.get(AgencyKey, (agency_id, kid)) is not None:
+            raise Conflict("KEY_EXISTS", f"key {kid} is already registered for {agency_id}")
+        session.add(
+            AgencyKey(
+                agency_id=agency_id, kid=kid, public_key=public, created_at=_now(), revoked_at=None
+            )
+        )
+        session.flush()
+
+    @staticmethod
+    def set_key_revoked(session: Session, agency_id: str, kid: str) -> None:
+        """Revoke a key from now on (kept if revoked already); NotFound if there is none."""
+        key = session.get(AgencyKey, (agency_id, kid))
+        if key is None:
+            raise NotFound("UNKNOWN_KEY", f"agency {agency_id!r} has no key {kid}")
+        key.revoked_at = key.revoked_at or _now()
 
     def agencies(self) -> list[Agency]:
         with self.transaction() as session:
@@ -132,40 +138,6 @@ class Store:
     def agency(self, agency_id: str) -> Agency | None:
         with self.transaction() as session:
             return session.get(Agency, agency_id)
-
-    def add_key(self, agency_id: str, kid: str, public: bytes, actor: str) -> None:
-        """Add an active key; NotFound for an unknown agency, Conflict for a known kid."""
-        with self.transaction() as session:
-            if session.get(Agency, agency_id) is None:
-                raise NotFound("UNKNOWN_AGENCY", f"no agency {agency_id!r}")
-            if session.get(AgencyKey, (agency_id, kid)) is not None:
-                raise Conflict("KEY_EXISTS", f"key {kid} is already registered for {agency_id}")
-            session.add(
-                AgencyKey(
-                    agency_id=agency_id,
-                    kid=kid,
-                    public_key=public,
-                    created_at=_now(),
-                    revoked_at=None,
-                )
-            )
-            session.flush()
-            audit.append(
-                session,
-                [AuditEvent(audit.KEY_ADDED, actor, detail={"agency": agency_id, "kid": kid})],
-            )
-
-    def revoke_key(self, agency_id: str, kid: str, actor: str) -> None:
-        """Revoke a key from now on; NotFound if the agency has no such key."""
-        with self.transaction() as session:
-            key = session.get(AgencyKey, (agency_id, kid))
-            if key is None:
-                raise NotFound("UNKNOWN_KEY", f"agency {agency_id!r} has no key {kid}")
-            key.revoked_at = key.revoked_at or _now()
-            audit.append(
-                session,
-                [AuditEvent(audit.KEY_REVOKED, actor, detail={"agency": agency_id, "kid": kid})],
-            )
 
     def keys_of(self, agency_id: str) -> list[AgencyKey]:
         with self.transaction() as session:
@@ -207,25 +179,6 @@ class Store:
                 )
             )
 
-    def accept(
-        self, message: NewMessage, audit_events: Sequence[AuditEvent], receipt_for: ReceiptSigner
-    ) -> StoredMessage:
-        """Store a message, its outbox rows, pseudonyms and audit entries in one
-        transaction. ``audit_events[0]`` must be the acceptance; its index goes
-        into the receipt that ``receipt_for`` makes. If (sender, mid) exists
-        already, nothing is written and the stored message is returned.
-        """
-        with self.transaction() as session:
-            existing = self.find_message(session, message.sender, message.mid)
-            if existing is not None:
-                return existing
-            indexes = audit.append(session, audit_events, now=message.accepted_at)
-            return self.add_message(session, message, indexes[0], receipt_for(indexes[0]))
-
-    @staticmethod
-    def find_message(session: Session, sender: str, mid: str) -> StoredMessage | None:
-        return session.get(StoredMessage, (sender, mid))
-
     @staticmethod
     def find_messages(
         session: Session, keys: Sequence[tuple[str, str]]
@@ -243,12 +196,6 @@ class Store:
             )
         )
         return {(row.sender, row.mid): row for row in rows if (row.sender, row.mid) in wanted}
-
-    def add_message(
-        self, session: Session, message: NewMessage, audit_index: int, receipt: bytes
-    ) -> StoredMessage:
-        """Add one accepted message (see add_messages)."""
-        return self.add_messages(session, [(message, audit_index, receipt)])[0]
 
     def add_messages(
         self, session: Session, accepted: Sequence[tuple[NewMessage, int, bytes]]
@@ -273,8 +220,8 @@ class Store:
             for message, audit_index, receipt in accepted
         ]
         columns = [c.key for c in StoredMessage.__table__.columns]
-        _insert(session, StoredMessage, [{c: getattr(m, c) for c in columns} for m in stored])
-        _insert(
+        insert_rows(session, StoredMessage, [{c: getattr(m, c) for c in columns} for m in stored])
+        insert_rows(
             session,
             OutboxRow,
             [
@@ -299,7 +246,7 @@ class Store:
                 for row in message.outbox
             ],
         )
-        _insert(
+        insert_rows(
             session,
             MessageSubject,
             [
@@ -329,10 +276,7 @@ class Store:
             if (recipient, pseudonym) in referred and row.referred_at is None:
                 row.referred_at = message.accepted_at
 
-    def record_audit(self, events: Sequence[AuditEvent]) -> list[int]:
-        """Append audit entries on their own (e.g. a rejected call)."""
-        with self.transaction() as session:
-            return audit.append(session, events)
+    # --- people: pseudonyms, referrals, the subject index ---------------------
 
     def referred_pseudonyms(self, recipient: str) -> set[str]:
         """Pseudonyms of the subjects referred to ``recipient``."""
@@ -377,14 +321,11 @@ class Store:
             row = session.get(SubjectPseudonym, (recipient, pseudonym))
             return row.resident_id if row else None
 
-    # --- outbox (the relay's source) -----------------------------------------
+    # --- the outbox ------------------------------------------------------------
 
     def pending(self, limit: int) -> list[OutboxItem]:
-        """OutboxSource: unpublished, routable rows, oldest first.
-
-        Like every OutboxSource method it raises Unavailable when the database
-        is down, so the relay backs off and retries instead of dying."""
-        with _database_errors(), self.transaction() as session:
+        """Unpublished, routable outbox rows, oldest first."""
+        with self.transaction() as session:
             # Columns, not ORM objects: the relay reads thousands of rows a second.
             rows = session.execute(
                 select(
@@ -413,83 +354,52 @@ class Store:
                 for row in rows
             ]
 
-    def mark_published(self, ids: Sequence[int]) -> None:
-        self._mark(ids, audit.PUBLISHED, published_at=_now())
-
-    def mark_unroutable(self, ids: Sequence[int]) -> None:
-        self._mark(ids, audit.UNROUTABLE, unroutable_at=_now())
-
-    def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> None:
-        if not ids:
-            return
-        with _database_errors(), self.transaction() as session:
-            rows = session.execute(
-                select(
-                    OutboxRow.id,
-                    OutboxRow.mid,
-                    OutboxRow.kind,
-                    OutboxRow.sender,
-                    OutboxRow.recipient,
-                    OutboxRow.routing_key,
-                )
-                .where(OutboxRow.id.in_(ids))
-                .order_by(OutboxRow.id)
-                .with_for_update()  # in id order, as delivery records lock them
-            ).all()
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(ids))
-                .values(**values)
-                .execution_options(synchronize_session=False)
+    @staticmethod
+    def mark_outbox(session: Session, ids: Sequence[int], **values: datetime) -> list[MarkedRow]:
+        """Set ``values`` (``published_at`` or ``unroutable_at``) on these rows,
+        locked in id order (as delivery records lock them); returns the rows."""
+        rows = session.execute(
+            select(
+                OutboxRow.id,
+                OutboxRow.mid,
+                OutboxRow.kind,
+                OutboxRow.sender,
+                OutboxRow.recipient,
+                OutboxRow.routing_key,
             )
-            audit.append(
-                session,
-                [
-                    AuditEvent(
-                        event,
-                        "gateway",
-                        mid=row.mid,
-                        kind=row.kind,
-                        detail={
-                            "sender": row.sender,
-                            "recipient": row.recipient or "feed",
-                            "routing_key": row.routing_key,
-                            "outbox_id": row.id,
-                        },
-                    )
-                    for row in rows
-                ],
-            )
-
-    # --- the recipient's side ------------------------------------------------
-
-    def mark_delivered(
-        self, recipient: str, messages: Sequence[tuple[str, str]], event: str = audit.DELIVERED
-    ) -> int:
-        """Record, in a transaction of its own, that ``recipient`` was handed
-        (``delivered``), acknowledged, or gave back (``returned``) these
-        (sender, mid) deliveries, with an audit entry each; returns how many
-        outbox rows changed state."""
-        with self.transaction() as session:
-            return self.record_delivery_batch(session, [(recipient, event, list(messages))])
+            .where(OutboxRow.id.in_(ids))
+            .order_by(OutboxRow.id)
+            .with_for_update()
+        ).all()
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return [MarkedRow(*row) for row in rows]
 
     @staticmethod
-    def record_delivery_batch(
-        session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
-    ) -> int:
+    def record_deliveries(
+        session: Session,
+        records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+        column: dict[str, str],
+        now: datetime,
+    ) -> tuple[int, list[tuple[str, str, DeliveryRow]]]:
         """Record many (recipient, event, [(sender, mid)]) at once: one query,
-        one update per recipient and event, one audit append for all.
+        one update per recipient and event. ``column`` names the timestamp each
+        event sets (``delivered_at``, ``acknowledged_at``; events without one
+        set nothing). Returns how many rows changed state, and (recipient,
+        event, row) for every delivery found — what the audit entries name.
 
-        Outbox rows are locked in id order before the audit head — the order
-        the relay uses too — so the two do not deadlock on PostgreSQL."""
-        now = _now()
+        Every row of the batch is locked by one statement, in id order, before
+        the audit head — the order the relay uses too: rows locked group by
+        group (or in two scan orders) deadlocked with the relay under load.
+        """
         grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for recipient, event, messages in records:
             grouped.setdefault((recipient, event), []).extend(messages)
         wanted = [(r, s, m) for (r, _), messages in grouped.items() for s, m in messages]
-        # Every row of the batch is locked by one statement, in id order, as
-        # the relay locks the rows it marks: rows locked group by group (or
-        # in two scan orders) deadlocked with the relay under load.
         found: dict[tuple[str, str, str], dict[str, Any]] = {
             (row.recipient, row.sender, row.mid): row._asdict()
             for row in session.execute(
@@ -512,19 +422,16 @@ class Store:
                 .with_for_update()
             )
         }
-        column = {audit.DELIVERED: "delivered_at", audit.ACKNOWLEDGED: "acknowledged_at"}
         changed = 0
-        events: list[AuditEvent] = []
+        recorded: list[tuple[str, str, DeliveryRow]] = []
         for (recipient, event), messages in grouped.items():
-            rows = {
-                (sender, mid): found[(recipient, sender, mid)]
+            rows = [
+                found[(recipient, sender, mid)]
                 for sender, mid in messages
                 if (recipient, sender, mid) in found
-            }
+            ]
             unset = {
-                row["id"]: row
-                for row in rows.values()
-                if event in column and row[column[event]] is None
+                row["id"]: row for row in rows if event in column and row[column[event]] is None
             }
             if unset:
                 # An acknowledgement also marks a delivery handed over, if its
@@ -544,16 +451,12 @@ class Store:
                     row["delivered_at"] = row["delivered_at"] or now
                     row[column[event]] = now
                 changed += len(unset)
-            events += [
-                AuditEvent(
-                    event,
+            recorded += [
+                (
                     recipient,
-                    mid=mid,
-                    kind=rows[(sender, mid)]["kind"],
-                    detail={"sender": sender, "outbox_id": rows[(sender, mid)]["id"]},
+                    event,
+                    DeliveryRow(row["id"], recipient, row["sender"], row["mid"], row["kind"]),
                 )
-                for sender, mid in messages
-                if (sender, mid) in rows
+                for row in rows
             ]
-        audit.append(session, events, now=now)
-        return changed
+        return changed, recorded

@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import generate_private_key, issue_token, kid_for, public_raw, sign_message
+from gateway.service import provision
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
 from tests.e2e.conftest import Running
@@ -136,8 +137,8 @@ def test_unknown_agency(running: Running, stub, store) -> None:
 def test_revoked_key(running: Running, stub, store) -> None:
     key = generate_private_key()
     kid = kid_for(public_raw(key))
-    store.add_key("judicial", kid, public_raw(key), actor="test")
-    store.revoke_key("judicial", kid, actor="test")
+    provision.add_key(store, "judicial", kid, public_raw(key), "test")
+    provision.revoke_key(store, "judicial", kid, "test")
     err = _submit(stub, _envelope(running), _token(running, key=key))
     _expect(err, store, UNAUTH, "REVOKED_KEY")
 

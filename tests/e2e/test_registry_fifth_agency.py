@@ -5,7 +5,7 @@ its message kind with a payload type of its own (``court.ruling``,
 ``courts.v1.CourtRuling``, built from a descriptor as generated code would
 be), a route condition (``revocation_requested``), and its linkage (a second
 ruling for one case is refused), made known through the public registries
-(``kinds.register``, ``views.register_condition``, ``linkage.register``). The
+(``kinds.register``, ``views.register_condition``, ``registry.register``). The
 configuration is a principal and two routes in the data directory's
 policy.toml. A real gateway then carries the bureau's request to revoke
 probation (提请撤销缓刑) to the court over RabbitMQ, and the court's ruling back.
@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 
 from gateway.broker.topology import Names
 from gateway.config import Settings
-from gateway.domain import kinds, linkage, views
+from gateway.domain import kinds, registry, views
 from gateway.domain.errors import FailedPrecondition
 from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
 from gateway.domain.policy import Policy
@@ -120,13 +120,13 @@ purpose = "裁定 the court's ruling, for the bureau's case file"
 def gateway_settings(settings: Settings) -> Iterator[Settings]:
     """The courts adapter registered (for this module only) and configured."""
     with restored(
-        kinds._PAYLOAD_TYPES, linkage._registered, views.CONDITIONS, views._CONDITION_KINDS
+        kinds._PAYLOAD_TYPES, registry._registered, views.CONDITIONS, views._CONDITION_KINDS
     ):
         kinds.register(COURT_RULING, CourtRuling)
         views.register_condition(
             "revocation_requested", revocation_requested, for_kinds=[kinds.ROSTER_CHANGE]
         )
-        linkage.register(COURTS, CourtsLinkage)
+        registry.register(COURTS, CourtsLinkage)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.policy_file.write_text(Policy.default_text() + CONFIGURATION, encoding="utf-8")
         yield settings

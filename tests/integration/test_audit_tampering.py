@@ -17,10 +17,10 @@ from sqlalchemy import delete, select, update
 
 from gateway.audit import bundle, log, merkle
 from gateway.audit.checkpoints import audit_signer, make_checkpoint
-from gateway.audit.log import AuditEvent
 from gateway.audit.note import Checkpoint, Signer
 from gateway.cli import main
 from gateway.config import Settings
+from gateway.domain.events import AuditEvent
 from gateway.store import db
 from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.store.repository import Store

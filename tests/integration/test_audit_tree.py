@@ -15,11 +15,11 @@ from sqlalchemy import event, select, text
 
 from gateway.audit import log, merkle, tree
 from gateway.audit.checkpoints import Checkpointer, audit_signer, make_checkpoint
-from gateway.audit.log import AuditEvent
 from gateway.audit.note import open_checkpoint
 from gateway.audit.service import AuditService, EntryFilter
 from gateway.config import Settings
 from gateway.domain.errors import InvalidMessage, PermissionDenied
+from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
 from gateway.store import db
 from gateway.store.models import AuditEntry

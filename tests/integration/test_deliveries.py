@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gateway.audit import log as audit
+from gateway.domain import events
 from gateway.domain.errors import Unavailable
 from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
 from gateway.store import db
-from gateway.store.repository import Store
+from gateway.store.repository import DeliveryRow, Store
+from tests.helpers import JobsOnly
 
 
 class FailingStore(Store):
-    def record_delivery_batch(  # type: ignore[override]
-        self, session: Session, records: Sequence[object]
-    ) -> int:
+    @staticmethod
+    def record_deliveries(
+        session: Session, records: Sequence[object], column: object, now: object
+    ) -> tuple[int, list[tuple[str, str, DeliveryRow]]]:
         raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))
 
 
@@ -34,11 +37,12 @@ def store(database_url: str) -> Iterator[FailingStore]:
 
 
 def test_a_failed_delivery_write_answers_its_callers_unavailable(store: FailingStore) -> None:
-    committer = GroupCommitter(store)
+    committer = GroupCommitter(store, JobsOnly())  # type: ignore[arg-type]
     recorder = DeliveryRecorder(store, committer)
     try:
         futures = [
-            recorder.record("police", [("judicial", f"m{i}")], audit.ACKNOWLEDGED) for i in range(3)
+            recorder.record("police", [("judicial", f"m{i}")], events.ACKNOWLEDGED)
+            for i in range(3)
         ]
         for future in futures:
             assert isinstance(future.exception(timeout=30), Unavailable)
@@ -55,27 +59,31 @@ class GatedStore(Store):
         self.gates = [threading.Event(), threading.Event()]
         self.calls = 0
 
-    def record_delivery_batch(  # type: ignore[override]
-        self, session: Session, records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]
-    ) -> int:
+    def record_deliveries(  # type: ignore[override]
+        self,
+        session: Session,
+        records: Sequence[tuple[str, str, Sequence[tuple[str, str]]]],
+        column: dict[str, str],
+        now: datetime,
+    ) -> tuple[int, list[tuple[str, str, DeliveryRow]]]:
         call, self.calls = self.calls, self.calls + 1
         if call < len(self.gates):
             self.entered[call].set()
             assert self.gates[call].wait(30)
-        return Store.record_delivery_batch(session, records)
+        return Store.record_deliveries(session, records, column, now)
 
 
 def test_a_caller_that_gave_up_does_not_keep_the_others_waiting(database_url: str) -> None:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
     store = GatedStore(engine)
-    committer = GroupCommitter(store)
+    committer = GroupCommitter(store, JobsOnly())  # type: ignore[arg-type]
     recorder = DeliveryRecorder(store, committer)
     try:
-        first = recorder.record("police", [("judicial", "m0")], audit.ACKNOWLEDGED)
+        first = recorder.record("police", [("judicial", "m0")], events.ACKNOWLEDGED)
         assert store.entered[0].wait(30)
         later = [
-            recorder.record("police", [("judicial", f"m{i}")], audit.ACKNOWLEDGED)
+            recorder.record("police", [("judicial", f"m{i}")], events.ACKNOWLEDGED)
             for i in range(1, 4)
         ]
         store.gates[0].set()

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from gateway.domain.linkage import ITEMS_CHUNK, BatchState, LinkageContext, flush
 from gateway.domain.units import Units
 from gateway.store import db
+from gateway.store.linkage_state import ITEMS_CHUNK, BatchState, StoredLinkageContext, flush
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ def test_items_are_the_stored_state_under_the_batch_and_hook_writes_in_key_order
     batch.staged.update(
         {("police", "person:00005"): {"n": "staged"}, ("police", "person:00005a"): {"new": 1}}
     )
-    ctx = LinkageContext(
+    ctx = StoredLinkageContext(
         session, "police", subject_key=str, units=Units.default(), now=NOW, batch=batch
     )
     ctx.put("person:00005", {"n": "hook"})

@@ -31,10 +31,11 @@ from gateway.client import build_envelope
 from gateway.config import Settings
 from gateway.domain import kinds, validation
 from gateway.domain.errors import GatewayError
-from gateway.domain.routing import Lookups, sha256_hex
+from gateway.domain.routing import sha256_hex
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
-from gateway.service.exchange import GATEWAY_PRINCIPAL
+from gateway.service import lookups
+from gateway.service.alerts import GATEWAY_PRINCIPAL
 from gateway.service.provision import ensure_principals
 from tests.helpers import resident_id
 
@@ -111,7 +112,7 @@ class Exchange:
             sha256_hex(payload),
             now,
             now.date(),
-            Lookups.of_store(service.store, service.referrals),
+            lookups.of_store(service.store, service.referrals),
         )
         return {r.recipient: r.body for r in routing.outbox if r.destination == "inbox"}
 

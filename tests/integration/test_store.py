@@ -1,5 +1,6 @@
-"""The store on SQLite and PostgreSQL: one transaction per accepted message,
-gap-free audit indexes, an outbox the relay can drain."""
+"""The store on SQLite and PostgreSQL, through the group commit that uses it:
+one transaction per accepted message, gap-free audit indexes, an outbox the
+relay can drain."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from gateway.audit.log import AuditEvent, leaf_hash
+from gateway.audit.log import leaf_hash
+from gateway.domain import events
 from gateway.domain.errors import Conflict
+from gateway.domain.events import AuditEvent
+from gateway.domain.messages import NewMessage, NewOutboxRow
+from gateway.service import provision
+from gateway.service.committer import GroupCommitter
+from gateway.service.deliveries import record_deliveries
+from gateway.service.outbox import Outbox
+from gateway.service.pending import Pending
 from gateway.store import db
 from gateway.store.models import AuditEntry, OutboxRow, StoredMessage
-from gateway.store.repository import NewMessage, NewOutboxRow, Store
+from gateway.store.repository import Store
+from tests.helpers import JobsOnly
 
 
 @pytest.fixture
@@ -46,9 +56,31 @@ def _message(
     )
 
 
-def _accept(store: Store, message: NewMessage) -> StoredMessage:
-    events = [AuditEvent("accepted", message.sender, mid=message.mid, kind=message.kind)]
-    return store.accept(message, events, receipt_for=lambda index: f"receipt {index}".encode())
+class Receipts(JobsOnly):
+    def receipt(self, pending: object, audit_index: int) -> bytes:
+        return f"receipt {audit_index}".encode()
+
+
+class BrokenSigner(JobsOnly):
+    def receipt(self, pending: object, audit_index: int) -> bytes:
+        raise RuntimeError("signer broke")
+
+
+@pytest.fixture
+def committer(store: Store) -> Iterator[GroupCommitter]:
+    committer = GroupCommitter(store, Receipts())  # type: ignore[arg-type]
+    yield committer
+    committer.close()
+
+
+def _accept(committer: GroupCommitter, message: NewMessage) -> StoredMessage:
+    accepted = AuditEvent(events.ACCEPTED, message.sender, mid=message.mid, kind=message.kind)
+    return committer.submit(Pending(message, [accepted])).result(timeout=30)
+
+
+def _delivered(store: Store, recipient: str, message: NewMessage, event: str) -> int:
+    with store.transaction() as session:
+        return record_deliveries(store, session, [(recipient, event, [("judicial", message.mid)])])
 
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
@@ -59,9 +91,11 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     engine.dispose()
 
 
-def test_accept_stores_message_outbox_and_audit_together(store: Store) -> None:
+def test_accept_stores_message_outbox_and_audit_together(
+    store: Store, committer: GroupCommitter
+) -> None:
     message = _message()
-    stored = _accept(store, message)
+    stored = _accept(committer, message)
     assert stored.receipt == f"receipt {stored.audit_index}".encode()
     assert [row.recipient for row in store.outbox_of("judicial", message.mid)] == [
         "police",
@@ -73,28 +107,26 @@ def test_accept_stores_message_outbox_and_audit_together(store: Store) -> None:
         assert entry.leaf_hash == leaf_hash(entry.entry)
 
 
-def test_accept_of_a_known_mid_writes_nothing_and_returns_the_original(store: Store) -> None:
+def test_accept_of_a_known_mid_writes_nothing_and_returns_the_original(
+    store: Store, committer: GroupCommitter
+) -> None:
     message = _message()
-    first = _accept(store, message)
-    again = _accept(store, _message(mid=message.mid, payload=b"other"))
+    first = _accept(committer, message)
+    again = _accept(committer, _message(mid=message.mid, payload=b"other"))
     assert again.payload == first.payload and again.audit_index == first.audit_index
     assert len(store.outbox_of("judicial", message.mid)) == 2
 
 
 def test_a_failed_transaction_leaves_no_trace(store: Store) -> None:
     message = _message()
-
-    def failing_receipt(index: int) -> bytes:
-        raise RuntimeError("signer broke")
-
     with store.transaction() as session:
         before = session.scalar(select(func.count()).select_from(AuditEntry))
-    with pytest.raises(RuntimeError):
-        store.accept(
-            message,
-            [AuditEvent("accepted", "judicial", mid=message.mid)],
-            receipt_for=failing_receipt,
-        )
+    broken = GroupCommitter(store, BrokenSigner())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RuntimeError):
+            _accept(broken, message)
+    finally:
+        broken.close()
     assert store.message("judicial", message.mid) is None
     assert store.outbox_of("judicial", message.mid) == []
     with store.transaction() as session:
@@ -102,49 +134,57 @@ def test_a_failed_transaction_leaves_no_trace(store: Store) -> None:
 
 
 def test_concurrent_appends_get_consecutive_indexes(store: Store) -> None:
+    committers = [GroupCommitter(store, Receipts()) for _ in range(4)]  # type: ignore[arg-type]
     threads = [
-        threading.Thread(target=lambda: [_accept(store, _message()) for _ in range(10)])
-        for _ in range(4)
+        threading.Thread(target=lambda c=c: [_accept(c, _message()) for _ in range(10)])
+        for c in committers
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    for committer in committers:
+        committer.close()
     with store.transaction() as session:
         indexes = list(session.scalars(select(AuditEntry.idx).order_by(AuditEntry.idx)))
     assert indexes == list(range(len(indexes)))
 
 
-def test_outbox_drains_in_order_and_published_rows_are_audited(store: Store) -> None:
-    for item in store.pending(10_000):
-        store.mark_published([item.id])
+def test_outbox_drains_in_order_and_published_rows_are_audited(
+    store: Store, committer: GroupCommitter
+) -> None:
+    outbox = Outbox(store)
+    for item in outbox.pending(10_000):
+        outbox.mark_published([item.id])
     message = _message()
-    _accept(store, message)
-    pending = store.pending(100)
+    _accept(committer, message)
+    pending = outbox.pending(100)
     assert [(p.mid, p.routing_key) for p in pending] == [
         (message.mid, "police"),
         (message.mid, "procuratorate"),
     ]
-    store.mark_published([pending[0].id])
-    store.mark_unroutable([pending[1].id])
-    assert store.pending(100) == []
+    outbox.mark_published([pending[0].id])
+    outbox.mark_unroutable([pending[1].id])
+    assert outbox.pending(100) == []
     with store.transaction() as session:
-        events = list(
+        recorded = list(
             session.scalars(
                 select(AuditEntry.event)
                 .where(AuditEntry.mid == message.mid)
                 .order_by(AuditEntry.idx)
             )
         )
-    assert events == ["accepted", "published", "unroutable"]
+    assert recorded == ["accepted", "published", "unroutable"]
 
 
-def test_delivery_and_acknowledgement_are_recorded_once(store: Store) -> None:
+def test_delivery_and_acknowledgement_are_recorded_once(
+    store: Store, committer: GroupCommitter
+) -> None:
     message = _message()
-    _accept(store, message)
-    assert store.mark_delivered("police", [("judicial", message.mid)]) == 1
-    assert store.mark_delivered("police", [("judicial", message.mid)]) == 0
-    assert store.mark_delivered("police", [("judicial", message.mid)], "acknowledged") == 1
+    _accept(committer, message)
+    assert _delivered(store, "police", message, events.DELIVERED) == 1
+    assert _delivered(store, "police", message, events.DELIVERED) == 0
+    assert _delivered(store, "police", message, events.ACKNOWLEDGED) == 1
     with store.transaction() as session:
         row = session.scalars(
             select(OutboxRow).where(OutboxRow.mid == message.mid, OutboxRow.recipient == "police")
@@ -154,16 +194,16 @@ def test_delivery_and_acknowledgement_are_recorded_once(store: Store) -> None:
 
 def test_agency_ids_are_unique(store: Store) -> None:
     agency = f"a{uuid.uuid4().hex[:6]}"
-    store.add_agency(agency, "A", "agency", actor="operator")
+    provision.add_agency(store, agency, "A", "agency", "operator")
     with pytest.raises(Conflict):
-        store.add_agency(agency, "A", "agency", actor="operator")
+        provision.add_agency(store, agency, "A", "agency", "operator")
 
 
 def test_revoked_key_is_reported_revoked(store: Store) -> None:
     agency = f"a{uuid.uuid4().hex[:6]}"
-    store.add_agency(agency, "A", "agency", actor="operator")
-    store.add_key(agency, "kid1", b"\x01" * 32, actor="operator")
-    store.revoke_key(agency, "kid1", actor="operator")
+    provision.add_agency(store, agency, "A", "agency", "operator")
+    provision.add_key(store, agency, "kid1", b"\x01" * 32, "operator")
+    provision.revoke_key(store, agency, "kid1", "operator")
     record = store.key(agency, "kid1")
     assert record is not None and record.revoked
     assert store.key(agency, "nope") is None

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.audit.log import AuditEvent, encode_entry, leaf_hash
+from gateway.audit.log import encode_entry, leaf_hash
+from gateway.domain.events import AuditEvent
 
 
 def test_entry_bytes_are_canonical_json() -> None:

@@ -10,7 +10,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from gateway.service.committer import GroupCommitter, Pending, _Outcome
+from gateway.service.committer import GroupCommitter, _Outcome
+from gateway.service.pending import Pending
+from tests.helpers import JobsOnly
 
 
 class FakeStore:
@@ -23,7 +25,7 @@ class Offline(GroupCommitter):
     """A committer on a fake store: jobs store nothing."""
 
     def __init__(self) -> None:
-        super().__init__(FakeStore(), max_batch=500)  # type: ignore[arg-type]
+        super().__init__(FakeStore(), JobsOnly(), max_batch=500)  # type: ignore[arg-type]
 
     def _store_all(self, session: Any, pendings: Sequence[Pending], extra: Sequence[Any]) -> Any:
         return {}
@@ -47,7 +49,7 @@ class Recording(Offline):
 
 
 def pending(name: str) -> Pending:
-    return Pending(message=name, events=[], receipt_for=None)  # type: ignore[arg-type]
+    return Pending(message=name, events=[])  # type: ignore[arg-type]
 
 
 def test_a_job_waits_for_the_batch_being_committed_not_for_the_queue_behind_it() -> None:

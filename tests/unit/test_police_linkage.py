@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from adapters.police.linkage import SILENCE_DAYS_ENV, PoliceLinkage, silence_days_from_env
 from gateway.domain import kinds
 from gateway.domain.errors import NotFound
-from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext, flush
+from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.store.linkage_state import StoredLinkageContext, flush
 from gateway.store.models import Base
 from tests.helpers import enrolment, resident_id
 
@@ -42,8 +43,8 @@ class Police:
         self.linkage = PoliceLinkage(silence_days)
         self.person = resident_id()
 
-    def context(self, now: datetime) -> LinkageContext:
-        return LinkageContext(
+    def context(self, now: datetime) -> StoredLinkageContext:
+        return StoredLinkageContext(
             self.session,
             "police",
             subject_key=lambda rid: f"key-{rid.upper()}",

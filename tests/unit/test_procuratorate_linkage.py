@@ -16,9 +16,10 @@ from adapters.procuratorate.findings import TRANSITIONS, State, Step
 from adapters.procuratorate.linkage import MAX_FINDING_ID, ProcuratorateLinkage
 from gateway.domain import kinds, validation
 from gateway.domain.errors import FailedPrecondition
-from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext, flush
+from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.store.linkage_state import StoredLinkageContext, flush
 from gateway.store.models import Base
 
 ISSUED_AT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -41,8 +42,8 @@ class Desk:
         self.session = session
         self.linkage = ProcuratorateLinkage()
 
-    def context(self, now: datetime) -> LinkageContext:
-        return LinkageContext(
+    def context(self, now: datetime) -> StoredLinkageContext:
+        return StoredLinkageContext(
             self.session, "procuratorate", subject_key=str, units=Units.default(), now=now
         )
 

@@ -1,0 +1,200 @@
+"""The one boundary every RPC of ``silian.v1`` passes: decode, authenticate,
+map errors.
+
+``Boundary.register(add_servicer, servicer, server)`` registers a generated
+servicer so that each of its handlers:
+
+1. decodes its request tolerantly — bytes that are not the expected protobuf
+   become ``UNDECODABLE`` instead of grpc's generic INTERNAL, and a unary or
+   server-streaming call with such a request is refused INVALID_ARGUMENT
+   (``UNPARSEABLE_REQUEST``) before anything else;
+2. authenticates the caller (bearer token, and the client certificate under
+   mTLS) with the roles ``ACCESS`` allows for the method — the servicer reads
+   the principal with ``caller()``;
+3. maps what the servicer raises: a ``GatewayError`` becomes its gRPC status
+   with ``google.rpc`` details (``gateway.rpc.errors``); anything else is a bug:
+   logged with a correlation id and answered INTERNAL with that id, never with
+   Python internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+import structlog
+
+from gateway.domain.errors import GatewayError, InvalidMessage
+from gateway.rpc.errors import internal_status, to_grpc_status
+from gateway.security.tokens import bearer_from_metadata
+
+log = structlog.get_logger(__name__)
+
+AGENCIES = ("agency",)
+AUDITORS = ("auditor",)
+AUDITORS_AND_AGENCIES = ("auditor", "agency")
+
+#: The roles that may call each method; a method missing here is refused.
+ACCESS: dict[str, tuple[str, ...]] = {
+    "/silian.v1.Exchange/Submit": AGENCIES,
+    "/silian.v1.Exchange/SubmitStream": AGENCIES,
+    "/silian.v1.Exchange/Receive": AGENCIES,
+    "/silian.v1.Exchange/Acknowledge": AGENCIES,
+    "/silian.v1.Exchange/GetStatus": AGENCIES,
+    "/silian.v1.Audit/GetCheckpoint": AUDITORS_AND_AGENCIES,
+    "/silian.v1.Audit/GetInclusionProof": AUDITORS_AND_AGENCIES,
+    "/silian.v1.Audit/GetConsistencyProof": AUDITORS,
+    "/silian.v1.Audit/ListEntries": AUDITORS,
+    "/silian.v1.Audit/SubjectAccessLog": AUDITORS,
+}
+
+BAD_REQUEST = InvalidMessage("UNPARSEABLE_REQUEST", "the request is not a valid protobuf message")
+
+#: (token, certificate agency, roles) -> principal id; raises GatewayError.
+Authenticate = Callable[[str | None, str | None, Sequence[str]], str]
+
+_caller: contextvars.ContextVar[str] = contextvars.ContextVar("silian_caller")
+
+
+def caller() -> str:
+    """The authenticated principal of the RPC being served."""
+    return _caller.get()
+
+
+class Undecodable:
+    """Stands in for a request whose bytes are not the expected protobuf."""
+
+
+UNDECODABLE = Undecodable()
+
+
+def undecodable(request: object) -> bool:
+    return request is UNDECODABLE
+
+
+def certificate_agency(context: grpc.aio.ServicerContext) -> str | None:
+    """The agency named by the client certificate's common name, under mTLS."""
+    names = (context.auth_context() or {}).get("x509_common_name")
+    return names[0].decode() if names else None
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # protobuf raises DecodeError, and others on odd input
+            return UNDECODABLE
+
+    return deserialize
+
+
+class Boundary:
+    """Wraps every registered handler; see the module docstring."""
+
+    def __init__(self, authenticate: Authenticate, executor: Executor) -> None:
+        self._authenticate = authenticate
+        self._executor = executor  # authentication never queues behind messages
+
+    def register(
+        self,
+        add_servicer: Callable[[Any, Any], None],
+        servicer: object,
+        server: grpc.aio.Server,
+    ) -> None:
+        """``add_servicer(servicer, server)`` with every handler wrapped."""
+        add_servicer(servicer, _Registration(self, server))
+
+    async def _enter(
+        self, method: str, request: object, context: grpc.aio.ServicerContext
+    ) -> None:
+        if request is UNDECODABLE:
+            raise BAD_REQUEST
+        token = bearer_from_metadata(context.invocation_metadata() or ())
+        roles = ACCESS.get(method, ())
+        principal = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._authenticate, token, certificate_agency(context), roles
+        )
+        _caller.set(principal)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        deserializer = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    await self._enter(method, request, context)
+                    return await unary(request, context)
+                except Exception as exc:
+                    await _abort(context, method, exc)
+
+            return handler._replace(request_deserializer=deserializer, unary_unary=unary_unary)
+        if handler.unary_stream is not None:
+            produce = handler.unary_stream
+
+            async def unary_stream(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                try:
+                    await self._enter(method, request, context)
+                    async for response in produce(request, context):
+                        yield response
+                except Exception as exc:
+                    await _abort(context, method, exc)
+
+            return handler._replace(request_deserializer=deserializer, unary_stream=unary_stream)
+        if handler.stream_stream is not None:
+            converse = handler.stream_stream
+
+            async def stream_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                try:
+                    await self._enter(method, None, context)
+                    async for response in converse(requests, context):
+                        yield response
+                except Exception as exc:
+                    await _abort(context, method, exc)
+
+            return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
+        raise TypeError(f"{method}: client-streaming handlers are not used by silian.v1")
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    """End the call with the status ``exc`` deserves; never returns."""
+    if isinstance(exc, grpc.aio.AbortError):  # the servicer aborted already
+        raise exc
+    if isinstance(exc, GatewayError):
+        await context.abort_with_status(to_grpc_status(exc))
+    correlation = uuid.uuid4().hex
+    log.error("rpc.failed", method=method, correlation_id=correlation, exc_info=exc)
+    await context.abort_with_status(
+        internal_status(f"internal error; correlation id {correlation}")
+    )
+
+
+class _Registration:
+    """What the generated ``add_*Servicer_to_server`` talks to: wraps the
+    handlers it registers, then hands them to the real server."""
+
+    def __init__(self, boundary: Boundary, server: grpc.aio.Server) -> None:
+        self._boundary = boundary
+        self._server = server
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self._server.add_registered_method_handlers(
+            service,
+            {
+                name: self._boundary.wrap(f"/{service}/{name}", handler)
+                for name, handler in handlers.items()
+            },
+        )
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Registered handlers above take precedence; nothing else to add."""
+

@@ -1,0 +1,55 @@
+"""The database's outbox as the relay's ``OutboxSource``: each mark commits
+with the audit entries that say which row went where."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gateway.audit import log as audit_log
+from gateway.domain import events
+from gateway.domain.events import AuditEvent
+from gateway.domain.outbox import OutboxItem
+from gateway.store.repository import Store
+
+
+class Outbox:
+    """OutboxSource over ``store``. Like every OutboxSource method, each raises
+    Unavailable when the database is down, so the relay backs off and retries
+    instead of dying."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def pending(self, limit: int) -> list[OutboxItem]:
+        return self._store.pending(limit)
+
+    def mark_published(self, ids: Sequence[int]) -> None:
+        self._mark(ids, events.PUBLISHED, published_at=datetime.now(UTC))
+
+    def mark_unroutable(self, ids: Sequence[int]) -> None:
+        self._mark(ids, events.UNROUTABLE, unroutable_at=datetime.now(UTC))
+
+    def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> None:
+        if not ids:
+            return
+        with self._store.transaction() as session:
+            rows = self._store.mark_outbox(session, ids, **values)
+            audit_log.append(
+                session,
+                [
+                    AuditEvent(
+                        event,
+                        "gateway",
+                        mid=row.mid,
+                        kind=row.kind,
+                        detail={
+                            "sender": row.sender,
+                            "recipient": row.recipient or "feed",
+                            "routing_key": row.routing_key,
+                            "outbox_id": row.id,
+                        },
+                    )
+                    for row in rows
+                ],
+            )
