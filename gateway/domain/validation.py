@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
@@ -341,10 +341,10 @@ def _resolve(message: Message, path: str) -> tuple[Message, str, Any]:
 
 
 def _enum_type(message: Message, name: str) -> EnumDescriptor:
-    enum_type: Any = message.DESCRIPTOR.fields_by_name[name].enum_type
+    enum_type = message.DESCRIPTOR.fields_by_name[name].enum_type
     if enum_type is None:
         raise TypeError(f"{message.DESCRIPTOR.name}.{name} is not an enum field")
-    return enum_type
+    return cast(EnumDescriptor, enum_type)
 
 
 def _timestamp_datetime(value: Timestamp) -> datetime | None:
