@@ -1,9 +1,26 @@
 """The agency side: what a partner's front-end processor (前置机) runs.
 
+- ``agency``: ``AgencyClient``, one agency's signed connection to the gateway;
+- ``submit``: submitting with retries of "try later" (the one place that does);
+- ``inbox``: ``InboxReader``, the one reader of an inbox — checks the gateway's
+  signature of every delivery, acknowledges in batches;
+- ``keys``: the agency's key files and the gateway's public keys;
+- ``connectors``: native files in and out (``silian <agency> …``).
+
 It imports no SQLAlchemy, pika or Alembic: an agency installs the package
 without the server's dependencies and runs its connector.
 """
 
 from gateway.client.agency import AgencyClient, build_envelope
+from gateway.client.inbox import InboxReader, Refusal, check_delivery
+from gateway.client.submit import submit_many, submit_one
 
-__all__ = ["AgencyClient", "build_envelope"]
+__all__ = [
+    "AgencyClient",
+    "InboxReader",
+    "Refusal",
+    "build_envelope",
+    "check_delivery",
+    "submit_many",
+    "submit_one",
+]

@@ -3,20 +3,24 @@
 client = AgencyClient.connect("127.0.0.1:7443", agency="judicial",
                               key=private_key, gateway_id="silian-gateway")
 receipt = client.submit("roster.change", roster_change)
+for delivery in client.drain(count=10, timeout=5):   # checked and acknowledged
+    ...
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
+from gateway.client.inbox import InboxReader
+from gateway.client.submit import MAX_ATTEMPTS, submit_many, submit_one
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import issue_token, kid_for, public_raw, sign_message
@@ -44,10 +48,16 @@ def build_envelope(
 
 @dataclass
 class AgencyClient:
+    """One agency's connection to the gateway: it signs as ``agency`` with ``key``,
+    submits with retries (``gateway.client.submit``) and reads its inbox through
+    the one inbox reader (``gateway.client.inbox``), which checks every delivery
+    against ``gateway_keys`` (the gateway's raw public keys; empty: no check)."""
+
     channel: grpc.Channel
     agency: str
     key: Ed25519PrivateKey
     gateway_id: str
+    gateway_keys: tuple[bytes, ...] = ()
     _token: str = ""
     _token_expires: float = 0.0
     stub: exchange_pb2_grpc.ExchangeStub = field(init=False)
@@ -64,6 +74,7 @@ class AgencyClient:
         agency: str,
         key: Ed25519PrivateKey,
         gateway_id: str = "silian-gateway",
+        gateway_keys: Sequence[bytes] = (),
         credentials: grpc.ChannelCredentials | None = None,
     ) -> AgencyClient:
         channel = (
@@ -71,7 +82,7 @@ class AgencyClient:
             if credentials
             else grpc.insecure_channel(target)
         )
-        return cls(channel, agency, key, gateway_id)
+        return cls(channel, agency, key, gateway_id, tuple(gateway_keys))
 
     def close(self) -> None:
         self.channel.close()
@@ -95,43 +106,40 @@ class AgencyClient:
         return build_envelope(self.agency, self.key, kind, message, mid, self.kid)
 
     def submit(
-        self, kind: str, message: Message, mid: str | None = None, timeout: float = 30
+        self,
+        kind: str,
+        message: Message,
+        mid: str | None = None,
+        timeout: float = 30,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> envelope_pb2.Receipt:
-        return self.submit_envelope(self.envelope(kind, message, mid), timeout)
+        """Sign ``message`` and submit it; see ``submit_envelope``."""
+        return self.submit_envelope(self.envelope(kind, message, mid), timeout, max_attempts)
 
     def submit_envelope(
-        self, envelope: envelope_pb2.Envelope, timeout: float = 30
+        self,
+        envelope: envelope_pb2.Envelope,
+        timeout: float = 30,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> envelope_pb2.Receipt:
-        response = self.stub.Submit(
-            exchange_pb2.SubmitRequest(envelope=envelope), metadata=self.metadata(), timeout=timeout
-        )
-        return response.receipt
+        """The gateway's receipt, retrying "try later" (``gateway.client.submit``);
+        raises grpc.RpcError when refused."""
+        return submit_one(self, envelope, timeout=timeout, max_attempts=max_attempts)
 
     def submit_stream(
-        self, envelopes: Iterable[envelope_pb2.Envelope]
-    ) -> Iterator[exchange_pb2.SubmitStreamResponse]:
-        requests = (exchange_pb2.SubmitStreamRequest(envelope=e) for e in envelopes)
-        return self.stub.SubmitStream(requests, metadata=self.metadata())
+        self,
+        envelopes: Sequence[envelope_pb2.Envelope],
+        on_answer: Callable[[exchange_pb2.SubmitStreamResponse], None] | None = None,
+        timeout: float | None = None,
+    ) -> list[exchange_pb2.SubmitStreamResponse]:
+        """Submit many over SubmitStream, retrying "try later"; the final answer
+        to each, in order (``gateway.client.submit.submit_many``)."""
+        return submit_many(self, envelopes, on_answer=on_answer, timeout=timeout)
 
-    def receive(self, max_in_flight: int = 100, timeout: float | None = None) -> grpc.Future:
-        """The Receive stream (iterate it; ``cancel()`` to stop)."""
-        return self.stub.Receive(
-            exchange_pb2.ReceiveRequest(max_in_flight=max_in_flight),
-            metadata=self.metadata(),
-            timeout=timeout,
-        )
-
-    def acknowledge(
-        self, delivery_ids: Iterable[str], rejected: Iterable[str] = ()
-    ) -> exchange_pb2.AcknowledgeResponse:
-        """Settle deliveries: ``delivery_ids`` processed, ``rejected`` given back."""
-        return self.stub.Acknowledge(
-            exchange_pb2.AcknowledgeRequest(
-                delivery_ids=list(delivery_ids), rejected_delivery_ids=list(rejected)
-            ),
-            metadata=self.metadata(),
-            timeout=30,
-        )
+    def inbox(self, **options: Any) -> InboxReader:
+        """A reader of this agency's inbox (``gateway.client.inbox.InboxReader``
+        takes the options); close it, or use it in a ``with`` block."""
+        return InboxReader(self, **options)
 
     def status(self, mid: str) -> exchange_pb2.GetStatusResponse:
         return self.stub.GetStatus(
@@ -141,23 +149,12 @@ class AgencyClient:
     def drain(
         self, count: int, timeout: float = 10.0, ack: bool = True
     ) -> list[envelope_pb2.Delivery]:
-        """Read up to ``count`` deliveries (waiting at most ``timeout`` seconds),
-        acknowledging each while the stream is open unless ``ack`` is False."""
-        stream = self.receive(max_in_flight=max(count, 1))
-        timer = threading.Timer(timeout, stream.cancel)
-        timer.start()
+        """Read up to ``count`` deliveries, waiting at most ``timeout`` seconds,
+        and acknowledge them unless ``ack`` is False (then they come again)."""
         received: list[envelope_pb2.Delivery] = []
-        try:
-            for response in stream:
-                received.append(response.delivery)
+        with self.inbox(max_in_flight=max(count, 1), limit=count, timeout=timeout) as inbox:
+            for delivery in inbox:
+                received.append(delivery)
                 if ack:
-                    self.acknowledge([response.delivery.delivery_id])
-                if len(received) >= count:
-                    break
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.CANCELLED:
-                raise
-        finally:
-            timer.cancel()
-            stream.cancel()
+                    inbox.acknowledge(delivery)
         return received

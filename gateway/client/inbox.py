@@ -1,0 +1,397 @@
+"""Reading an agency's inbox: on the agency side, the one place that calls
+``Exchange/Receive``.
+
+An ``InboxReader`` keeps one Receive stream open and
+
+- **checks every delivery** against the gateway's public keys (the client's
+  ``gateway_keys``): the gateway's signature must verify, and its claims must
+  name this agency (``sub``), the delivery's ``mid``, ``kind`` and sender
+  (``snd``) and the SHA-256 of its payload. A delivery that does not is never
+  handed over: it is given back — past the gateway's delivery limit it rests in
+  the dead-letter queue, where an operator sees it — and reported (``refused``,
+  ``on_refused``, a warning in the log). Without keys nothing is checked.
+- **hands deliveries over** in the order they came: iterate the reader
+  (foreground), or ``start(on_delivery)``: a thread of the reader's own hands
+  each to ``on_delivery`` and acknowledges it once that returned (background);
+- **settles in batches**: a delivery is acknowledged only when the caller says
+  it is processed (``acknowledge``), and given back when the caller asks
+  (``give_back``). One Acknowledge call is in flight at a time (``acknowledgers``
+  allows more); what is settled while it is out goes into the next call, so the
+  batches grow with the load and no timer is needed;
+- **stops** after ``idle_seconds`` without a delivery, after ``limit``
+  deliveries, after ``timeout`` seconds in all (0: never, for each), or when the
+  stream or an Acknowledge call fails (``error``; iterating raises it).
+
+``close()`` (or leaving the ``with`` block) sends what was settled, then ends
+the stream: deliveries left unsettled return to the inbox and come again
+(``redelivered``). Deduplicate by ``mid``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
+import structlog
+
+from gateway.domain.errors import InvalidMessage
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
+from gateway.security import verify_gateway
+
+log = structlog.get_logger(__name__)
+
+#: Deliveries the gateway may hand over before the reader settled them.
+DEFAULT_IN_FLIGHT = 100
+#: Most delivery ids in one Acknowledge call.
+DEFAULT_BATCH = 500
+#: Longest one Acknowledge call may take (the gateway audits it in a group commit first).
+ACKNOWLEDGE_TIMEOUT = 60.0
+
+Delivery = envelope_pb2.Delivery
+
+#: The claims of the gateway's delivery signature the reader compares, and what each names.
+_SIGNED = (
+    ("sub", "addressee"),
+    ("mid", "message id"),
+    ("kind", "kind"),
+    ("snd", "sender"),
+    ("sha256", "payload digest"),
+)
+
+
+class Connection(Protocol):
+    """What the reader needs of a client (``gateway.client.AgencyClient`` is one)."""
+
+    agency: str
+    #: Raw Ed25519 public keys of the gateway; empty: deliveries are not checked.
+    gateway_keys: tuple[bytes, ...]
+    stub: exchange_pb2_grpc.ExchangeStub
+
+    def metadata(self) -> list[tuple[str, str]]:
+        """Call metadata with a valid bearer token."""
+        ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A delivery the reader did not hand over (it gave it back), and why."""
+
+    delivery: Delivery
+    reason: str
+
+
+def describe_refusals(refused: Sequence[Refusal]) -> list[str]:
+    """One line per refused message (a refused delivery comes again until the
+    delivery limit), for people."""
+    lines: dict[str, str] = {}
+    times: dict[str, int] = {}
+    for refusal in refused:
+        delivery = refusal.delivery
+        times[delivery.mid] = times.get(delivery.mid, 0) + 1
+        lines[delivery.mid] = (
+            f"refused delivery {delivery.mid} ({delivery.kind} from {delivery.sender}): "
+            f"{refusal.reason}"
+        )
+    return [
+        line + (f" ({times[mid]} times)" if times[mid] > 1 else "") + "; given back"
+        for mid, line in lines.items()
+    ]
+
+
+def check_delivery(delivery: Delivery, agency: str, gateway_keys: Sequence[bytes]) -> str | None:
+    """Why ``delivery`` is not one the gateway signed for ``agency``; None if it is.
+
+    The signature must verify with one of ``gateway_keys`` and its claims must
+    match the delivery: addressee ``sub`` = ``agency``, ``mid``, ``kind``, sender
+    ``snd`` and ``sha256`` = the SHA-256 of the payload."""
+    claims = _gateway_claims(delivery.signature, gateway_keys)
+    if claims is None:
+        return "the gateway's signature does not verify"
+    stated = {
+        "sub": agency,
+        "mid": delivery.mid,
+        "kind": delivery.kind,
+        "snd": delivery.sender,
+        "sha256": hashlib.sha256(delivery.payload).hexdigest(),
+    }
+    for claim, what in _SIGNED:
+        if claims.get(claim) != stated[claim]:
+            signed = claims.get(claim)
+            return f"the gateway signed {what} {signed!r}, the delivery has {stated[claim]!r}"
+    return None
+
+
+def _gateway_claims(signature: str, gateway_keys: Sequence[bytes]) -> dict[str, Any] | None:
+    for public in gateway_keys:
+        try:
+            return verify_gateway(signature, public)
+        except InvalidMessage:
+            continue
+    return None
+
+
+class InboxReader:
+    """One agency's inbox, read over one Receive stream; see the module docstring.
+
+    ``on_refused`` is called (on the reading thread) with each refusal;
+    ``on_acknowledged`` with the deliveries of each Acknowledge call the gateway
+    took (on an acknowledging thread, holding the reader's lock: keep it short,
+    and call nothing of the reader from it).
+    """
+
+    def __init__(
+        self,
+        client: Connection,
+        *,
+        max_in_flight: int = DEFAULT_IN_FLIGHT,
+        idle_seconds: float = 0.0,
+        limit: int = 0,
+        timeout: float = 0.0,
+        batch: int = DEFAULT_BATCH,
+        acknowledgers: int = 1,
+        on_refused: Callable[[Refusal], None] | None = None,
+        on_acknowledged: Callable[[list[Delivery]], None] | None = None,
+    ) -> None:
+        self.agency = client.agency
+        self._client = client
+        self._idle = idle_seconds
+        self._limit = limit
+        self._deadline = time.monotonic() + timeout if timeout else math.inf
+        self._batch = max(batch, 1)
+        self._on_refused = on_refused
+        self._on_acknowledged = on_acknowledged
+        #: Deliveries refused, in the order they came.
+        self.refused: list[Refusal] = []
+        #: Deliveries that passed the check / were handed to the caller.
+        self.read = 0
+        self.handed = 0
+        #: Deliveries the gateway took as acknowledged / given back, and settled
+        #: ids it did not know (their stream had ended: they come again).
+        self.acknowledged = 0
+        self.returned = 0
+        self.unknown = 0
+        #: What ended the reader, if it failed.
+        self.error: BaseException | None = None
+        self._requested = 0
+        self._answered = 0
+        self._changed = threading.Condition()
+        self._closing = threading.Event()
+        self._arrived: queue.Queue[Delivery | None] = queue.Queue()
+        self._settling: queue.Queue[tuple[Delivery, bool] | None] = queue.Queue()
+        self._stream = client.stub.Receive(
+            exchange_pb2.ReceiveRequest(max_in_flight=max_in_flight), metadata=client.metadata()
+        )
+        self._acknowledgers = [
+            threading.Thread(target=self._settle, name=f"ack-{self.agency}", daemon=True)
+            for _ in range(max(acknowledgers, 1))
+        ]
+        self._threads = [
+            threading.Thread(target=self._read, name=f"inbox-{self.agency}", daemon=True),
+            *self._acknowledgers,
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # handing over -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Delivery]:
+        """The checked deliveries, until the reader stops (see the module
+        docstring); raises the error that ended it, if one did."""
+        while not self._limit or self.handed < self._limit:
+            wait = min(self._idle or math.inf, self._deadline - time.monotonic())
+            if wait <= 0:
+                return
+            try:
+                delivery = self._arrived.get(timeout=None if wait == math.inf else wait)
+            except queue.Empty:
+                return
+            if delivery is None:
+                self._arrived.put(None)  # the end stays the end
+                if self.error is not None:
+                    raise self.error
+                return
+            self.handed += 1
+            yield delivery
+
+    def start(self, on_delivery: Callable[[Delivery], None]) -> None:
+        """Hand every delivery to ``on_delivery`` on a thread of the reader's own,
+        acknowledging each once ``on_delivery`` returned. An exception it raises
+        ends the reader (``error``)."""
+
+        def deliver() -> None:
+            try:
+                for delivery in self:
+                    on_delivery(delivery)
+                    self.acknowledge(delivery)
+            except Exception as err:  # kept in error, not lost with the thread
+                self._fail(err)
+
+        thread = threading.Thread(target=deliver, name=f"deliver-{self.agency}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def waiting(self) -> int:
+        """Deliveries read and checked, not yet handed over."""
+        return self.read - self.handed
+
+    # settling ------------------------------------------------------------------------
+
+    def acknowledge(self, delivery: Delivery) -> None:
+        """``delivery`` is processed: it leaves the inbox with the next Acknowledge call."""
+        self._request(delivery, processed=True)
+
+    def give_back(self, delivery: Delivery) -> None:
+        """``delivery`` could not be processed: it goes back to the inbox (and to
+        the dead-letter queue past the delivery limit) with the next call."""
+        self._request(delivery, processed=False)
+
+    def flush(self) -> None:
+        """Block until the gateway answered every settlement asked for so far;
+        raises the error that ended the reader, if one did."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.error is not None or self._settled_asked())
+        if self.error is not None:
+            raise self.error
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Block until ``condition()`` holds, the reader failed, or ``timeout``
+        seconds passed; returns whether ``condition()`` holds. It is checked
+        holding the reader's lock whenever a settlement is answered."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.error is not None or condition(), timeout)
+            return condition()
+
+    def all_settled(self) -> bool:
+        """Whether every delivery handed over or refused was settled and the
+        gateway answered."""
+        return self._settled_asked() and self._requested >= self.handed + len(self.refused)
+
+    def _settled_asked(self) -> bool:
+        return self._answered >= self._requested
+
+    def _request(self, delivery: Delivery, *, processed: bool) -> None:
+        with self._changed:
+            self._requested += 1
+        self._settling.put((delivery, processed))
+
+    # the reader's threads ------------------------------------------------------------
+
+    def _read(self) -> None:
+        try:
+            for response in self._stream:
+                self._check(response.delivery)
+        except grpc.RpcError as err:
+            if not self._closing.is_set():
+                self._fail(err)
+        except Exception as err:  # kept in error, not lost with the thread
+            self._fail(err)
+        finally:
+            self._arrived.put(None)
+
+    def _check(self, delivery: Delivery) -> None:
+        keys = self._client.gateway_keys
+        reason = check_delivery(delivery, self.agency, keys) if keys else None
+        if reason is None:
+            self.read += 1
+            self._arrived.put(delivery)
+            return
+        refusal = Refusal(delivery, reason)
+        log.warning(
+            "delivery.refused",
+            agency=self.agency,
+            mid=delivery.mid,
+            sender=delivery.sender,
+            kind=delivery.kind,
+            reason=reason,
+        )
+        with self._changed:
+            self.refused.append(refusal)
+        if self._on_refused is not None:
+            self._on_refused(refusal)
+        self.give_back(delivery)
+
+    def _settle(self) -> None:
+        """One acknowledger: sends what was settled while its previous call was out."""
+        while (first := self._settling.get()) is not None:
+            batch = [first]
+            while len(batch) < self._batch:
+                try:
+                    item = self._settling.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._settling.put(None)
+                    break
+                batch.append(item)
+            self._send(batch)
+        self._settling.put(None)  # the other acknowledgers stop too
+
+    def _send(self, batch: list[tuple[Delivery, bool]]) -> None:
+        processed = [delivery for delivery, done in batch if done]
+        back = [delivery for delivery, done in batch if not done]
+        response = None
+        if self.error is None:  # after a failure the stream is gone: nothing to settle
+            try:
+                response = self._client.stub.Acknowledge(
+                    exchange_pb2.AcknowledgeRequest(
+                        delivery_ids=[d.delivery_id for d in processed],
+                        rejected_delivery_ids=[d.delivery_id for d in back],
+                    ),
+                    metadata=self._client.metadata(),
+                    timeout=ACKNOWLEDGE_TIMEOUT,
+                )
+            except grpc.RpcError as err:
+                self._fail(err)
+        with self._changed:
+            self._answered += len(batch)
+            if response is not None:
+                unknown = set(response.unknown_delivery_ids)
+                taken = [d for d in processed if d.delivery_id not in unknown]
+                self.acknowledged += len(taken)
+                self.returned += sum(1 for d in back if d.delivery_id not in unknown)
+                self.unknown += len(unknown)
+                if taken and self._on_acknowledged is not None:
+                    self._on_acknowledged(taken)
+            self._changed.notify_all()
+
+    def _fail(self, err: BaseException) -> None:
+        with self._changed:
+            if self.error is None:
+                self.error = err
+            self._changed.notify_all()
+        self._stream.cancel()
+
+    # closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send what was settled, end the stream and stop the reader's threads;
+        deliveries left unsettled return to the inbox."""
+        self._settling.put(None)
+        current = threading.current_thread()
+        for thread in self._acknowledgers:
+            if thread is not current:
+                thread.join()
+        self._closing.set()
+        self._stream.cancel()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(10)
+
+    def __enter__(self) -> InboxReader:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
