@@ -46,12 +46,11 @@ def load_policy(settings: Settings) -> Policy:
 
 
 def load_units(settings: Settings) -> Units:
-    path = settings.data_dir / "units.toml"
-    return Units.load(path) if path.exists() else Units.default()
+    return Units.for_data_dir(settings.data_dir)
 
 
 def gateway_signer(settings: Settings) -> GatewaySigner:
-    key = load_or_create_key(settings.keys_dir / "gateway.pem")
+    key = load_or_create_key(settings.gateway_key_file)
     return GatewaySigner.from_key(settings.gateway_id, key)
 
 

@@ -25,8 +25,12 @@ class Settings:
     broker_prefix: str = "silian"
     #: The gateway's principal id: token audience and signer of receipts.
     gateway_id: str = "silian-gateway"
-    #: gRPC listen address.
+    #: gRPC listen address (the address agency clients connect to by default).
     listen: str = "127.0.0.1:7443"
+    #: Agency side: JWKS file of the gateway's public keys (as ``silian keys gateway``
+    #: prints it); every delivery's signature is checked against it. Unset: the
+    #: gateway key in this data directory, if there is one; else no check.
+    gateway_jwks: str = ""
     #: Largest accepted payload, in bytes.
     max_message_bytes: int = 4 * 1024 * 1024
     #: Allowed clock difference for token and signature times, in seconds.
@@ -84,6 +88,11 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def gateway_key_file(self) -> Path:
+        """The gateway's own signing key (receipts, deliveries)."""
+        return self.keys_dir / "gateway.pem"
 
     @property
     def audit_log_origin(self) -> str:

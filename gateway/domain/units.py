@@ -1,7 +1,8 @@
 """County-level units (县级单位) of Baoji, read from configuration.
 
 Units are data: the shipped default is ``gateway/domain/defaults/units.toml``; a
-deployment may load its own file with ``Units.load``. The file format::
+deployment puts its own ``units.toml`` in the data directory
+(``Units.for_data_dir``). The file format::
 
     region_prefix = "6103"      # division-code prefix of the city (宝鸡市)
 
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_FILE = Path(__file__).with_name("defaults") / "units.toml"
+#: Name of a deployment's own units file in the data directory.
+DATA_DIR_FILE = "units.toml"
 
 _CODE = re.compile(r"\d{6}")
 _PREFIX = re.compile(r"\d{2,6}")
@@ -51,6 +54,12 @@ class Units:
             return cls._parse(document)
         except ValueError as exc:
             raise ValueError(f"units file {path}: {exc}") from None
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> Units:
+        """The data directory's ``units.toml`` if there is one, else the default."""
+        path = data_dir / DATA_DIR_FILE
+        return cls.load(path) if path.exists() else cls.default()
 
     @classmethod
     def default(cls) -> Units:

@@ -120,6 +120,30 @@ def jwks(keys: Iterable[tuple[bytes, str]]) -> dict[str, Any]:
     return {"keys": [public_jwk(public, kid) for public, kid in keys]}
 
 
+def jwks_public_keys(document: object) -> list[bytes]:
+    """Return the raw public keys of a JWK Set of Ed25519 keys (what ``jwks`` writes).
+
+    Raises ValueError naming the first key that is not an OKP/Ed25519 public
+    JWK with a base64url ``x`` of 32 bytes, or if the set holds no key.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError('not a JWK Set: expected {"keys": [...]}')
+    found: list[bytes] = []
+    for index, jwk in enumerate(document["keys"]):
+        x = jwk.get("x") if isinstance(jwk, dict) else None
+        if not isinstance(jwk, dict) or (jwk.get("kty"), jwk.get("crv")) != ("OKP", "Ed25519"):
+            raise ValueError(f"keys[{index}] is not an Ed25519 public key (kty OKP, crv Ed25519)")
+        try:
+            raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
+            load_public_raw(raw)
+        except ValueError:
+            raise ValueError(f"keys[{index}]: x is not a 32-byte base64url key") from None
+        found.append(raw)
+    if not found:
+        raise ValueError("the JWK Set holds no key")
+    return found
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """One registered signing key of an agency."""

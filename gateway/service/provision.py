@@ -1,14 +1,13 @@
 """Registering principals and their keys (each change audited in its
-transaction), and keeping the private keys an operator generated for them
-(``<data-dir>/agency-keys/<agency>/<kid>.pem``, mode 0600)."""
+transaction), with keys generated for them where none is kept (the private key
+files are the agency side's: ``gateway.client.keys``)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit import log as audit_log
+from gateway.client.keys import agency_key_dir, write_new_key
 from gateway.config import Settings
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
@@ -39,36 +38,6 @@ def revoke_key(store: Store, agency_id: str, kid: str, actor: str) -> None:
         store.set_key_revoked(session, agency_id, kid)
         detail = {"agency": agency_id, "kid": kid}
         audit_log.append(session, [AuditEvent(events.KEY_REVOKED, actor, detail=detail)])
-
-
-def agency_key_dir(settings: Settings, agency: str) -> Path:
-    return settings.data_dir / "agency-keys" / agency
-
-
-def write_new_key(settings: Settings, agency: str) -> tuple[Ed25519PrivateKey, str, Path]:
-    """Generate a key pair for ``agency`` and keep the private half on disk."""
-    key = keyring.generate_private_key()
-    kid = keyring.kid_for(keyring.public_raw(key))
-    path = agency_key_dir(settings, agency) / f"{kid}.pem"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(keyring.private_to_pem(key))
-    return key, kid, path
-
-
-def load_agency_key(settings: Settings, agency: str, path: Path | None = None) -> Ed25519PrivateKey:
-    """The private key at ``path``, or the newest one kept for ``agency``."""
-    if path is None:
-        candidates = sorted(
-            agency_key_dir(settings, agency).glob("*.pem"), key=lambda p: p.stat().st_mtime
-        )
-        if not candidates:
-            raise ValueError(
-                f"no private key for {agency!r} under "
-                f"{agency_key_dir(settings, agency)}; pass --key FILE"
-            )
-        path = candidates[-1]
-    return keyring.load_private_pem(path.read_bytes())
 
 
 def ensure_principals(
