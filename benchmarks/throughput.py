@@ -780,9 +780,12 @@ def load_process(conn: Any, target: str, audience: str, pems: dict[str, bytes]) 
 # --- consumer process ------------------------------------------------------------
 
 
-class InboxReader:
-    """Reads one recipient's inbox on one Receive stream and acknowledges what it
-    read in batches on a second thread (the stream stays open meanwhile)."""
+class InboxConsumer:
+    """Reads one recipient's inbox with the agency side's one reader
+    (``gateway.client.InboxReader``: the gateway's signature of every delivery
+    checked, acknowledgements batched with ACKERS calls in flight, so the stream
+    keeps flowing while the gateway records a batch), opening a new reader
+    whenever the last one failed, until ``stop``."""
 
     def __init__(
         self,
@@ -799,83 +802,59 @@ class InboxReader:
         self.ack_batch = ack_batch
         self.out = out
         self.stop = stop
-        self.to_ack: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self.received = 0
-        self.acknowledged = 0
-        self.unknown = 0
-        self.lock = threading.Lock()
         self.errors: Counter[str] = Counter()
-        self.stream: Any = None
-        #: ACKERS Acknowledge calls in flight at once: the stream keeps flowing
-        #: while the gateway records a batch (at most max_in_flight stay unsettled).
-        self.threads = [
-            threading.Thread(target=self.read, daemon=True),
-            *(threading.Thread(target=self.settle, daemon=True) for _ in range(ACKERS)),
-        ]
+        self.reader: Any = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
+        self.thread.start()
 
-    def read(self) -> None:
+    def run(self) -> None:
         import grpc
 
+        from gateway.client import InboxReader
+
         while not self.stop.is_set():
-            self.stream = self.client.receive(max_in_flight=self.max_in_flight)
-            try:
-                for response in self.stream:
-                    now = time.monotonic()
-                    delivery = response.delivery
-                    self.out(
-                        [(delivery.mid, self.recipient, now, delivery.redelivered, delivery.sender)]
-                    )
-                    self.received += 1
-                    self.to_ack.put(delivery.delivery_id)
-            except grpc.RpcError as err:
-                if self.stop.is_set():
-                    return
-                self.errors[f"receive {err.code().name}"] += 1
-                self.stop.wait(0.5)  # back off before reconnecting
+            reader = InboxReader(
+                self.client,
+                max_in_flight=self.max_in_flight,
+                batch=self.ack_batch,
+                acknowledgers=ACKERS,
+            )
+            self.reader = reader
+            reader.start(self.arrived)
+            while not self.stop.wait(0.2) and reader.error is None:
+                pass
+            error = reader.error
+            if error is None:
+                return
+            failure = error.code().name if isinstance(error, grpc.RpcError) else repr(error)
+            self.errors[f"inbox {failure}"] += 1
+            reader.close()
+            self._count(reader)
+            self.stop.wait(0.5)  # back off before reconnecting
 
-    def settle(self) -> None:
-        """One acker: takes what was read and not yet acknowledged (up to
-        ack_batch) whenever its previous call has returned, so a slow
-        Acknowledge makes the next one bigger, not the queue of calls longer."""
-        while not self.stop.is_set():
-            try:
-                batch = [self.to_ack.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            while len(batch) < self.ack_batch:
-                try:
-                    batch.append(self.to_ack.get_nowait())
-                except queue.Empty:
-                    break
-            self._acknowledge(batch)
-
-    def _acknowledge(self, batch: list[str]) -> None:
-        import grpc
-
-        try:
-            response = self.client.acknowledge(batch)
-        except grpc.RpcError as err:
-            with self.lock:
-                self.errors[f"ack {err.code().name}"] += 1
-                self.unknown += len(batch)
-            return
-        with self.lock:
-            self.acknowledged += response.acknowledged
-            self.unknown += len(response.unknown_delivery_ids)
-            if response.unknown_delivery_ids:
-                self.errors["ack unknown"] += len(response.unknown_delivery_ids)
+    def arrived(self, delivery: Any) -> None:
+        now = time.monotonic()
+        self.out([(delivery.mid, self.recipient, now, delivery.redelivered, delivery.sender)])
 
     def settled(self) -> bool:
-        with self.lock:
-            return self.to_ack.empty() and self.acknowledged + self.unknown >= self.received
+        """Every delivery read was acknowledged and the gateway answered."""
+        return self.reader is None or bool(self.reader.all_settled())
+
+    def _count(self, reader: Any) -> None:
+        if reader.unknown:
+            self.errors["ack unknown"] += reader.unknown
+        if reader.refused:
+            self.errors["refused: gateway signature"] += len(reader.refused)
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.cancel()
+        """Acknowledge what was read, then stop reading."""
+        self.stop.set()
+        self.thread.join(5)
+        if self.reader is not None:
+            self.reader.close()
+            self._count(self.reader)
 
 
 def consumer_process(
@@ -884,6 +863,7 @@ def consumer_process(
     target: str,
     audience: str,
     pems: dict[str, bytes],
+    gateway_public: tuple[bytes, ...],
     readers_per_inbox: int,
     max_in_flight: int,
     ack_batch: int,
@@ -911,9 +891,13 @@ def consumer_process(
     for index, recipient in enumerate(RECIPIENTS):
         for _ in range(readers_per_inbox):
             client = AgencyClient.connect(
-                target, agency=recipient, key=keys[recipient], gateway_id=audience
+                target,
+                agency=recipient,
+                key=keys[recipient],
+                gateway_id=audience,
+                gateway_keys=gateway_public,
             )
-            readers.append(InboxReader(client, index, max_in_flight, ack_batch, out, stop))
+            readers.append(InboxConsumer(client, index, max_in_flight, ack_batch, out, stop))
     for reader in readers:
         reader.start()
     flusher_stop = threading.Event()
@@ -939,9 +923,6 @@ def consumer_process(
     stop.set()
     for reader in readers:
         reader.close()
-    for reader in readers:
-        for thread in reader.threads:
-            thread.join(5)
     flusher_stop.set()
     flushing.join()
     flush()
@@ -1320,7 +1301,12 @@ class Harness:
         self.runs.append({"settings": label, "pid": self.gateway.pid})
 
     def _start_workers(self) -> None:
+        from gateway.client.keys import gateway_keys
+
         assert self.gateway is not None
+        gateway_public = gateway_keys(self._settings())  # written by the gateway at start
+        if not gateway_public:
+            raise RuntimeError(f"no gateway key in {self.data_dir}: deliveries cannot be checked")
         ctx = multiprocessing.get_context("spawn")
         audience = "silian-gateway"
         self.load_conn, child = ctx.Pipe()
@@ -1342,6 +1328,7 @@ class Harness:
                 self.gateway.target,
                 audience,
                 self.pems,
+                gateway_public,
                 self.args.readers,
                 self.args.max_in_flight,
                 self.args.ack_batch,

@@ -6,8 +6,6 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-import grpc
-
 from gateway.client import AgencyClient
 from gateway.domain.validation import check_character
 from gateway.proto.silian.v1 import envelope_pb2
@@ -85,25 +83,20 @@ def referral(subject_id: str | None = None) -> pb.ServiceReferral:
 def receive_mids(
     client: AgencyClient, mids: Iterable[str], timeout: float = 15.0, ack: bool = True
 ) -> dict[str, envelope_pb2.Delivery]:
-    """Read the inbox until every mid in ``mids`` arrived (or ``timeout``);
-    returns every delivery read, by mid, and acknowledges them unless ``ack``
-    is False."""
+    """Read the inbox (through the agency side's reader, which checks the gateway's
+    signature of each delivery when the client has the gateway's keys) until every
+    mid in ``mids`` arrived (or ``timeout``); returns every delivery read, by mid,
+    and acknowledges them unless ``ack`` is False."""
     wanted = set(mids)
     found: dict[str, envelope_pb2.Delivery] = {}
-    stream = client.receive(max_in_flight=100, timeout=timeout)
-    try:
-        for response in stream:
-            delivery = response.delivery
+    with client.inbox(timeout=timeout) as inbox:
+        for delivery in inbox:
             if ack:
-                client.acknowledge([delivery.delivery_id])
+                inbox.acknowledge(delivery)
             found[delivery.mid] = delivery
             if wanted <= set(found):
                 break
-    except grpc.RpcError as err:
-        if err.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-            raise
-    finally:
-        stream.cancel()
+        inbox.flush()
     return found
 
 

@@ -41,6 +41,8 @@ from sqlalchemy import select
 from gateway import bootstrap
 from gateway.audit import bundle, checkpoints
 from gateway.client import AgencyClient
+from gateway.client.inbox import describe_refusals
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.demo.agencies import Inbox, Key, submit_all
 from gateway.demo.console import show
@@ -89,12 +91,21 @@ class _Exchange:
     referred: list[tuple[str, Key, Known]] = field(default_factory=list)
 
     def open_inboxes(self, target: str, settings: Settings) -> None:
+        """Every agency reads its inbox, checking the gateway's signature of each
+        delivery (the gateway's key is in the data directory, or ``gateway_jwks``)."""
+        public = gateway_keys(settings)
+        if not public:
+            self.failures.append(
+                f"no gateway key in {settings.data_dir} and no gateway_jwks setting: "
+                "deliveries could not be checked"
+            )
         for agency in AGENCIES:
             reader = AgencyClient.connect(
                 target,
                 agency=agency,
                 key=self.clients[agency].key,
                 gateway_id=settings.gateway_id,
+                gateway_keys=public,
             )
             self.inboxes[agency] = Inbox(reader, self._learn, self._acknowledged)
 
@@ -128,9 +139,7 @@ class _Exchange:
             client = self.clients[sender]
             envelopes = [client.envelope(o.kind, o.message) for o in run]
             task = self.tasks[phase]
-            outcome = submit_all(
-                client, envelopes, partial(self.progress.advance, task), time.sleep
-            )
+            outcome = submit_all(client, envelopes, partial(self.progress.advance, task))
             self.failures += outcome.refused
             for receipt in outcome.receipts:
                 self.expect(receipt.recipients, (receipt.sender, receipt.mid))
@@ -152,6 +161,8 @@ class _Exchange:
                 self.missing[agency] = len(left)
             if inbox.error is not None:
                 self.failures.append(f"{agency} inbox failed: {inbox.error}")
+            refused = describe_refusals(inbox.reader.refused)
+            self.failures += [f"{agency}: {line}" for line in refused]
 
     def close(self) -> None:
         for inbox in self.inboxes.values():

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import bootstrap
 from gateway.client import AgencyClient
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.rpc.background import BackgroundGateway
 from gateway.service.provision import ensure_principals
@@ -30,11 +31,13 @@ class Running:
         return self.background.settings
 
     def client(self, agency: str, key: Ed25519PrivateKey | None = None) -> AgencyClient:
+        """A client of ``agency`` that checks the gateway's signature of every delivery."""
         return AgencyClient.connect(
             self.target,
             agency=agency,
             key=key or self.keys[agency],
             gateway_id=self.settings.gateway_id,
+            gateway_keys=gateway_keys(self.settings),
         )
 
 

@@ -15,9 +15,10 @@ from grpc_health.v1 import health_pb2
 
 from gateway import bootstrap
 from gateway.client import AgencyClient, build_envelope
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
-from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.service.provision import ensure_principals
 from tests.e2e.processes import GatewayProcess, wait_health
 from tests.helpers import enrolment, receive_mids
@@ -41,8 +42,16 @@ def gateway(settings: Settings) -> Iterator[GatewayProcess]:
     process.stop()
 
 
+def _reader(settings: Settings, gateway: GatewayProcess, keys: dict) -> AgencyClient:
+    """The police, checking the gateway's signature of every delivery."""
+    return AgencyClient.connect(
+        gateway.target, agency="police", key=keys["police"], gateway_keys=gateway_keys(settings)
+    )
+
+
 class Load:
-    """Submits envelopes on one SubmitStream in a thread, keeping receipts."""
+    """Submits envelopes on one SubmitStream call in a thread (no retries: the
+    call dies with the gateway), keeping receipts."""
 
     def __init__(
         self, client: AgencyClient, envelopes: list[envelope_pb2.Envelope], signal_after: int
@@ -53,8 +62,10 @@ class Load:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        requests = (exchange_pb2.SubmitStreamRequest(envelope=e) for e in self._envelopes)
         try:
-            for result in self._client.submit_stream(self._envelopes):
+            client = self._client
+            for result in client.stub.SubmitStream(requests, metadata=client.metadata()):
                 if result.HasField("receipt"):
                     self.receipts[result.mid] = result.receipt
                 if len(self.receipts) >= self._after:
@@ -94,7 +105,7 @@ def test_kill_9_under_load_delivers_every_receipted_message(
     assert receipted_before, "the kill came before any receipt"
 
     gateway.start()
-    police = AgencyClient.connect(gateway.target, agency="police", key=keys["police"])
+    police = _reader(settings, gateway, keys)
     delivered = receive_mids(police, receipted_before, timeout=60)
     # Everything receipted is delivered; anything else delivered was committed
     # before the kill, its receipt lost with the connection: a retry returns it.
@@ -134,7 +145,7 @@ def test_broker_restart_under_load_loses_nothing(
         _rabbitmqctl("await_startup")
     load.thread.join(120)
     _resubmit_until_receipted(judicial, envelopes, load.receipts)
-    police = AgencyClient.connect(gateway.target, agency="police", key=keys["police"])
+    police = _reader(settings, gateway, keys)
     delivered = receive_mids(police, {e.mid for e in envelopes}, timeout=120)
     assert {e.mid for e in envelopes} <= set(delivered)
     judicial.close()
@@ -175,7 +186,7 @@ def test_database_outage_is_unavailable_then_recovers_by_itself(
         _postgres("start")
     wait_health(gateway.target, health_pb2.HealthCheckResponse.SERVING, timeout=60)
     after = judicial.submit(kinds.ROSTER_CHANGE, enrolment())
-    police = AgencyClient.connect(gateway.target, agency="police", key=keys["police"])
+    police = _reader(settings, gateway, keys)
     assert {before.mid, after.mid} <= set(receive_mids(police, [before.mid, after.mid]))
     judicial.close()
     police.close()

@@ -4,7 +4,6 @@ gateway sheds load with RESOURCE_EXHAUSTED and a retry hint."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 import grpc
@@ -31,24 +30,14 @@ def gateway_settings(settings: Settings) -> Settings:
 def _reject_until_gone(client: AgencyClient, mid: str, idle: float = 3.0) -> int:
     """Give ``mid`` back every time it arrives, until it stops arriving."""
     rejections = 0
-    stream = client.receive(max_in_flight=10)
-    timer = threading.Timer(idle, stream.cancel)
-    timer.start()
-    try:
-        for response in stream:
-            delivery = response.delivery
+    with client.inbox(max_in_flight=10, idle_seconds=idle) as inbox:
+        for delivery in inbox:
             if delivery.mid == mid:
-                client.acknowledge([], rejected=[delivery.delivery_id])
+                inbox.give_back(delivery)
                 rejections += 1
             else:
-                client.acknowledge([delivery.delivery_id])
-            timer.cancel()
-            timer = threading.Timer(idle, stream.cancel)
-            timer.start()
-    except grpc.RpcError as err:
-        assert err.code() == grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
-    finally:
-        timer.cancel()
+                inbox.acknowledge(delivery)
+        inbox.flush()
     return rejections
 
 
@@ -84,7 +73,7 @@ def test_past_the_rate_limit_messages_are_shed_with_a_retry_hint(running: Runnin
     for _ in range(10):
         envelope = police.envelope(kinds.VERIFICATION_RESULT, verification_hit(person))
         try:
-            accepted.append(police.submit_envelope(envelope))
+            accepted.append(police.submit_envelope(envelope, max_attempts=1))
         except grpc.RpcError as err:
             shed.append((envelope.mid, err))
     assert accepted and shed
@@ -97,4 +86,21 @@ def test_past_the_rate_limit_messages_are_shed_with_a_retry_hint(running: Runnin
     with pytest.raises(grpc.RpcError) as caught:
         police.status(mid)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    police.close()
+
+
+def test_the_client_sends_what_was_shed_again_after_the_hint_until_accepted(
+    running: Running,
+) -> None:
+    police = running.client("police")
+    person = enrolled(running.client("judicial"))
+    envelopes = [
+        police.envelope(kinds.VERIFICATION_RESULT, verification_hit(person)) for _ in range(8)
+    ]
+    receipts = [police.submit_envelope(envelope) for envelope in envelopes]
+    assert [receipt.mid for receipt in receipts] == [envelope.mid for envelope in envelopes]
+    answers = police.submit_stream(  # as many as the rate (3/s), so 5 attempts are plenty
+        [police.envelope(kinds.VERIFICATION_RESULT, verification_hit(person)) for _ in range(3)]
+    )
+    assert all(answer.HasField("receipt") for answer in answers)
     police.close()

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway import bootstrap
 from gateway.client import AgencyClient
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.service.provision import ensure_principals
@@ -60,7 +61,9 @@ def test_serve_delivers_and_stops_cleanly_on_sigterm(settings: Settings) -> None
     try:
         _wait_serving(target, timeout=60)
         judicial = AgencyClient.connect(target, agency="judicial", key=keys["judicial"])
-        police = AgencyClient.connect(target, agency="police", key=keys["police"])
+        police = AgencyClient.connect(
+            target, agency="police", key=keys["police"], gateway_keys=gateway_keys(settings)
+        )
         receipt = judicial.submit(kinds.ROSTER_CHANGE, enrolment())
         assert receipt.mid in receive_mids(police, [receipt.mid])
         judicial.close()

@@ -41,6 +41,7 @@ from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from tests.helpers import resident_id
+from tests.unit.exchange_fakes import FakeAgency, FakeExchange
 
 PERSON = resident_id()
 NATIVE = NativeFormat(
@@ -263,14 +264,19 @@ class Mapper:
 
 
 class FakeGateway:
-    """Answers like SubmitStream: a rejection for unit "bad" (naming the unit
-    field), RESOURCE_EXHAUSTED the first ``busy`` times, else a receipt."""
+    """A client whose gateway answers like SubmitStream: a rejection for unit
+    "bad" (naming the unit field), RESOURCE_EXHAUSTED the first ``busy`` times,
+    else a receipt."""
 
     agency = "judicial"
 
     def __init__(self, busy: int = 0) -> None:
         self.busy = busy
         self.sent: list[envelope_pb2.Envelope] = []
+        self.stub = self
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return []
 
     def envelope(
         self, kind: str, message: Message, mid: str | None = None
@@ -279,10 +285,11 @@ class FakeGateway:
             mid=mid or "", kind=kind, sender=self.agency, payload=kinds.encode(message)
         )
 
-    def submit_stream(
-        self, envelopes: Iterable[envelope_pb2.Envelope]
+    def SubmitStream(
+        self, requests: Iterable[exchange_pb2.SubmitStreamRequest], **_: object
     ) -> Iterator[exchange_pb2.SubmitStreamResponse]:
-        for envelope in envelopes:
+        for request in requests:
+            envelope = request.envelope
             self.sent.append(envelope)
             referral = kinds.decode(envelope.kind, envelope.payload)
             assert isinstance(referral, pb.ServiceReferral)
@@ -399,36 +406,6 @@ def test_a_gateway_refusal_without_fields_is_reported_against_the_row() -> None:
 # --- exporting ------------------------------------------------------------------------
 
 
-class FakeStream:
-    def __init__(self, deliveries: list[envelope_pb2.Delivery]) -> None:
-        self.deliveries = deliveries
-        self.cancelled = False
-
-    def __iter__(self) -> Iterator[exchange_pb2.ReceiveResponse]:
-        for delivery in self.deliveries:
-            yield exchange_pb2.ReceiveResponse(delivery=delivery)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeInbox:
-    def __init__(self, deliveries: list[envelope_pb2.Delivery]) -> None:
-        self.deliveries = deliveries
-        self.acknowledged: list[str] = []
-        self.stream: FakeStream | None = None
-
-    def receive(self, max_in_flight: int = 100, timeout: float | None = None) -> FakeStream:
-        self.stream = FakeStream(self.deliveries)
-        return self.stream
-
-    def acknowledge(
-        self, delivery_ids: Iterable[str], rejected: Iterable[str] = ()
-    ) -> exchange_pb2.AcknowledgeResponse:
-        self.acknowledged += list(delivery_ids)
-        return exchange_pb2.AcknowledgeResponse()
-
-
 def _delivery(number: int, message: Message, kind: str) -> envelope_pb2.Delivery:
     delivery = envelope_pb2.Delivery(
         delivery_id=f"d{number}",
@@ -450,7 +427,7 @@ REFERRALS = ExportFormat(
 
 
 def test_export_writes_a_csv_per_kind_and_acknowledges_what_it_wrote(tmp_path: Path) -> None:
-    inbox = FakeInbox(
+    inbox = FakeExchange(
         [
             _delivery(
                 1, pb.ServiceReferral(referral_id="F1", unit_code="610302"), "service.referral"
@@ -459,10 +436,11 @@ def test_export_writes_a_csv_per_kind_and_acknowledges_what_it_wrote(tmp_path: P
             _delivery(
                 3, pb.ServiceReferral(referral_id="F2", unit_code="610303"), "service.referral"
             ),
-        ]
+        ],
+        hold=False,
     )
     summary = export_inbox(
-        inbox, tmp_path / "out", [REFERRALS], idle_seconds=0.2, encoding="gb18030"
+        FakeAgency(inbox), tmp_path / "out", [REFERRALS], idle_seconds=0.2, encoding="gb18030"
     )
     (path,) = summary.files
     assert path.name.startswith("referrals-") and summary.files[path] == 2
@@ -475,17 +453,18 @@ def test_export_writes_a_csv_per_kind_and_acknowledges_what_it_wrote(tmp_path: P
         "judicial",
         "2026-03-05 14:30:00",
     ]
-    assert inbox.acknowledged == ["d1", "d3"]
+    assert inbox.acknowledged_ids == [["d1", "d3"]]
     assert summary.left_by_kind == {kinds.ALERT: 1}
-    assert inbox.stream is not None and inbox.stream.cancelled
+    assert inbox.calls[0].cancelled.is_set()
 
 
 def test_a_delivery_that_comes_back_after_export_is_not_written_twice(tmp_path: Path) -> None:
     delivery = _delivery(1, pb.ServiceReferral(referral_id="F1"), kinds.SERVICE_REFERRAL)
-    export_inbox(FakeInbox([delivery]), tmp_path, [REFERRALS], idle_seconds=0.2)
-    again = FakeInbox([delivery])
-    summary = export_inbox(again, tmp_path, [REFERRALS], idle_seconds=0.2)
-    assert summary.files == {} and summary.already_exported == 1 and again.acknowledged == ["d1"]
+    export_inbox(FakeAgency(FakeExchange([delivery])), tmp_path, [REFERRALS], idle_seconds=0.2)
+    again = FakeExchange([delivery])
+    summary = export_inbox(FakeAgency(again), tmp_path, [REFERRALS], idle_seconds=0.2)
+    assert summary.files == {} and summary.already_exported == 1
+    assert again.acknowledged_ids == [["d1"]]
     assert (tmp_path / LEDGER).read_text().split() == [delivery.mid]
 
 

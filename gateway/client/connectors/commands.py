@@ -26,16 +26,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gateway.bootstrap import load_units
 from gateway.client import AgencyClient
 from gateway.client.connectors import watch as watching
 from gateway.client.connectors.exports import ENCODINGS, ExportFormat, export_inbox
 from gateway.client.connectors.files import FileProblem
 from gateway.client.connectors.imports import ImportReport, RowMapper, import_file
+from gateway.client.inbox import Refusal, describe_refusals
+from gateway.client.keys import gateway_keys, load_agency_key
 from gateway.config import Settings, load_settings
 from gateway.domain.errors import GatewayError
 from gateway.domain.units import Units
-from gateway.service.provision import load_agency_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Problems printed after an import; the report holds them all.
@@ -93,6 +93,16 @@ _key_option = click.option(
     help="The agency's private key (PEM; default: newest under <data-dir>/agency-keys/AGENCY).",
 )
 _target_option = click.option("--target", help="Gateway address (default: the listen setting).")
+_gateway_jwks_option = click.option(
+    "--gateway-jwks",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The gateway's public keys (JWKS, as `silian keys gateway` prints them); every "
+    "delivery's signature is checked against them (default: the gateway_jwks setting).",
+)
+
+
+def _units() -> Units:
+    return Units.for_data_dir(_settings().data_dir)
 
 
 def connector_commands(
@@ -111,13 +121,14 @@ def connector_commands(
     def group() -> None:
         pass
 
-    def client(key: Path | None, target: str | None) -> AgencyClient:
+    def client(key: Path | None, target: str | None, jwks: Path | None = None) -> AgencyClient:
         settings = _settings()
         return AgencyClient.connect(
             target or settings.listen,
             agency=agency,
             key=load_agency_key(settings, agency, key),
             gateway_id=settings.gateway_id,
+            gateway_keys=gateway_keys(settings, jwks),
         )
 
     @group.command("import")
@@ -138,7 +149,7 @@ def connector_commands(
         Valid rows go through; rejected ones (line, column, reason) are listed and
         written to the report. Exits 1 if any row was rejected. Running it again on
         the same file sends nothing twice."""
-        row_mapper = mapper(load_units(_settings()))
+        row_mapper = mapper(_units())
         sender = client(key, target)
         try:
             with _progress() as progress:
@@ -175,12 +186,20 @@ def connector_commands(
     @click.option("--max", "limit", type=int, default=0, help="Stop after N deliveries.")
     @_key_option
     @_target_option
+    @_gateway_jwks_option
     @_one_line_errors
     def export_command(
-        out: Path, encoding: str, idle: float, limit: int, key: Path | None, target: str | None
+        out: Path,
+        encoding: str,
+        idle: float,
+        limit: int,
+        key: Path | None,
+        target: str | None,
+        gateway_jwks: Path | None,
     ) -> None:
-        """Write what the inbox holds as CSV files (one per kind) and acknowledge it."""
-        receiver = client(key, target)
+        """Write what the inbox holds as CSV files (one per kind) and acknowledge it.
+        Exits 1 if a delivery's gateway signature did not verify (it is given back)."""
+        receiver = client(key, target, gateway_jwks)
         try:
             with _progress() as progress:
                 summary = export_inbox(
@@ -201,6 +220,9 @@ def connector_commands(
             _say(f"{summary.already_exported} were exported before; not written again")
         for kind, count in summary.left_by_kind.items():
             _say(f"left in the inbox: {count} {kind} (no export format for this kind)")
+        if summary.refused:
+            _print_refused(summary.refused)
+            sys.exit(1)
 
     @group.command("watch")
     @click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -230,7 +252,7 @@ def connector_commands(
     ) -> None:
         """Import every CSV/XLSX file dropped into FOLDER; move each to done/ (all rows
         accepted) or failed/ with its report. Runs until stopped unless --once/--max-files."""
-        row_mapper = mapper(load_units(_settings()))
+        row_mapper = mapper(_units())
         sender = client(key, target)
 
         def process(path: Path) -> ImportReport:
@@ -271,6 +293,11 @@ def connector_commands(
         console.print(table)
 
     return group
+
+
+def _print_refused(refused: Sequence[Refusal]) -> None:
+    for line in describe_refusals(refused):
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_import(result: ImportReport, report_path: Path) -> None:

@@ -7,7 +7,9 @@ and acknowledges a delivery only once its rows are on disk (flushed and
 fsynced). Mids written are kept in the folder's ledger (``.exported-mids``),
 so a delivery that comes back — because the run stopped between writing and
 acknowledging — is acknowledged without being written twice. Deliveries of
-kinds the agency has no format for are left in the inbox and counted.
+kinds the agency has no format for are left in the inbox and counted. The inbox
+is read by ``gateway.client.inbox``: a delivery whose gateway signature does not
+verify is given back, never written, and listed in the summary.
 
 Headers are Chinese; every row ends with the columns 消息编号 (the message
 id), 发送方 (sender) and 网关接收时间 (when the gateway accepted the message,
@@ -18,21 +20,19 @@ from __future__ import annotations
 
 import csv
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
-import grpc
 from google.protobuf.message import Message
 from rich.progress import Progress
 
 from gateway.client.connectors.fields import local_text
+from gateway.client.inbox import Connection, InboxReader, Refusal
 from gateway.domain import kinds
-from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.proto.silian.v1 import envelope_pb2
 
 LEDGER = ".exported-mids"
 TRAILING_HEADERS = ("消息编号", "发送方", "网关接收时间")
@@ -52,16 +52,6 @@ class ExportFormat:
     rows: Callable[[Message], Iterable[Sequence[str]]]
 
 
-class Receiver(Protocol):
-    """What exporting needs of a client (``gateway.client.AgencyClient`` is one)."""
-
-    def receive(self, max_in_flight: int = 100, timeout: float | None = None) -> grpc.Future: ...
-
-    def acknowledge(
-        self, delivery_ids: Iterable[str], rejected: Iterable[str] = ()
-    ) -> exchange_pb2.AcknowledgeResponse: ...
-
-
 @dataclass
 class ExportSummary:
     """Rows written per file, deliveries acknowledged, and what was left."""
@@ -70,6 +60,8 @@ class ExportSummary:
     acknowledged: int = 0
     already_exported: int = 0
     left_by_kind: dict[str, int] = field(default_factory=dict)
+    #: Deliveries whose gateway signature did not verify (given back, not written).
+    refused: list[Refusal] = field(default_factory=list)
 
 
 @dataclass
@@ -118,7 +110,7 @@ class _Writers:
 
 
 def export_inbox(
-    receiver: Receiver,
+    client: Connection,
     out_dir: Path,
     formats: Sequence[ExportFormat],
     *,
@@ -139,56 +131,35 @@ def export_inbox(
     writers = _Writers(out_dir, ENCODINGS[encoding], stamp)
     summary = ExportSummary()
     task = progress.add_task("exporting", total=None) if progress else None
-    stream = receiver.receive(max_in_flight=batch)
-    inbox: queue.Queue[envelope_pb2.Delivery | BaseException | None] = queue.Queue()
-    pump = threading.Thread(target=_pump, args=(stream, inbox), daemon=True)
-    pump.start()
-    settled: list[str] = []
+    written: list[envelope_pb2.Delivery] = []
+    inbox = InboxReader(
+        client, max_in_flight=batch, idle_seconds=idle_seconds, limit=limit, batch=batch
+    )
 
     def settle() -> None:
-        if settled:
+        """What was written is on disk, then acknowledged."""
+        if written:
             writers.sync()
-            receiver.acknowledge(settled)
-            summary.acknowledged += len(settled)
-            settled.clear()
+            for delivery in written:
+                inbox.acknowledge(delivery)
+            summary.acknowledged += len(written)
+            written.clear()
 
     try:
-        seen = 0
-        while not limit or seen < limit:
-            if inbox.empty():
+        for delivery in inbox:
+            if _handle(delivery, by_kind, writers, summary):
+                written.append(delivery)
+            if not inbox.waiting():
                 settle()
-            try:
-                item = inbox.get(timeout=idle_seconds)
-            except queue.Empty:
-                break
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            seen += 1
-            if _handle(item, by_kind, writers, summary):
-                settled.append(item.delivery_id)
             if progress is not None and task is not None:
                 progress.advance(task)
         settle()
+        inbox.flush()
     finally:
-        stream.cancel()
-        pump.join(5)
+        inbox.close()
         writers.close()
+        summary.refused = inbox.refused
     return summary
-
-
-def _pump(
-    stream: grpc.Future, inbox: queue.Queue[envelope_pb2.Delivery | BaseException | None]
-) -> None:
-    try:
-        for response in stream:
-            inbox.put(response.delivery)
-    except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.CANCELLED:
-            inbox.put(err)
-    finally:
-        inbox.put(None)
 
 
 def _handle(

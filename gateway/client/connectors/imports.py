@@ -10,15 +10,15 @@ through.
 Message ids derive from the sender, kind and the record's key (uuid5), so
 importing a file again sends nothing twice: the gateway answers rows it
 already accepted with their original receipts. Refusals that mean "try later"
-(RESOURCE_EXHAUSTED, UNAVAILABLE) are retried with the same ids.
+(RESOURCE_EXHAUSTED, UNAVAILABLE) are retried with the same ids
+(``gateway.client.submit``).
 """
 
 from __future__ import annotations
 
 import csv
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,16 +29,12 @@ from rich.progress import Progress
 
 from gateway.client.connectors.fields import FieldError
 from gateway.client.connectors.files import NativeFormat, Row, RowProblem, read_native
+from gateway.client.submit import Submitter, submit_many
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
 
 #: Codes of problems found before sending.
 INVALID = "INVALID"
 DUPLICATE = "DUPLICATE"
-#: Attempts at a row the gateway asks to retry later.
-MAX_ATTEMPTS = 5
-_RETRY_LATER = frozenset(
-    {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], grpc.StatusCode.UNAVAILABLE.value[0]}
-)
 _STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _MID_NAMESPACE = uuid.UUID("5a1d3c0e-7d4f-4d55-9b0e-2f6c1e7a4b21")
 REPORT_HEADERS = ("line", "column", "reason", "code")
@@ -75,7 +71,7 @@ class RowMapper(Protocol):
         ...
 
 
-class Sender(Protocol):
+class Sender(Submitter, Protocol):
     """What sending needs of a client (``gateway.client.AgencyClient`` is one)."""
 
     agency: str
@@ -83,10 +79,6 @@ class Sender(Protocol):
     def envelope(
         self, kind: str, message: Message, mid: str | None = None
     ) -> envelope_pb2.Envelope: ...
-
-    def submit_stream(
-        self, envelopes: Iterable[envelope_pb2.Envelope]
-    ) -> Iterator[exchange_pb2.SubmitStreamResponse]: ...
 
 
 @dataclass
@@ -156,27 +148,13 @@ def _send(
     report: ImportReport,
     advance: Callable[[], None],
 ) -> None:
-    pending = list(items)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        if not pending:
-            return
-        later: list[tuple[Row, Outgoing]] = []
-        wait = 0.0
-        envelopes = (sender.envelope(o.kind, o.payload, o.mid(sender.agency)) for _, o in pending)
-        for (row, outgoing), response in zip(pending, sender.submit_stream(envelopes), strict=True):
-            rejection = response.rejection
-            if response.HasField("receipt"):
-                report.accepted.append((row.line, response.mid))
-            elif rejection.code in _RETRY_LATER and attempt < MAX_ATTEMPTS:
-                later.append((row, outgoing))
-                wait = max(wait, rejection.retry_after_ms / 1000)
-                continue
-            else:
-                report.problems += refusal_problems(row.line, outgoing, rejection, native)
-            advance()
-        if later:
-            time.sleep(min(max(wait, 0.1 * 2**attempt), 10.0))
-        pending = later
+    envelopes = [sender.envelope(o.kind, o.payload, o.mid(sender.agency)) for _, o in items]
+    answers = submit_many(sender, envelopes, on_answer=lambda _: advance())
+    for (row, outgoing), answer in zip(items, answers, strict=True):
+        if answer.HasField("receipt"):
+            report.accepted.append((row.line, answer.mid))
+        else:
+            report.problems += refusal_problems(row.line, outgoing, answer.rejection, native)
 
 
 def refusal_problems(
