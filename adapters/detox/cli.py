@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from adapters.detox.formats import record_mapper
-from adapters.detox.linkage import AGENCY
 from adapters.partner_services.exports import PARTNER_EXPORTS
 from gateway.client.connectors import connector_commands
 
 detox = connector_commands(
     "detox",
-    agency=AGENCY,
+    agency="detox",
     help="Detox centre (新航驿站) connector: import the activity ledger (CSV/XLSX), export "
     "the referrals received, watch an inbox folder.",
     mapper=record_mapper,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -11,24 +12,22 @@ from datetime import UTC, datetime
 from functools import wraps
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 import grpc
-from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway import logs
-from gateway.cli.audit import audit as audit_commands
+from gateway.client.keys import write_new_key
 from gateway.config import Settings, load_settings
 from gateway.domain import kinds
 from gateway.domain.errors import GatewayError
 from gateway.security import keys as keyring
-from gateway.service import provision
-from gateway.service.provision import load_agency_key, write_new_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Tables stay readable when the output is a pipe or a CI log (80 columns otherwise).
@@ -36,10 +35,14 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 
 ROLES = ("agency", "auditor")
+#: Import names of the packages of the `server` extra (pyproject.toml): an
+#: agency's install lacks them, and the gateway's commands say so.
+SERVER_PACKAGES = frozenset({"sqlalchemy", "alembic", "psycopg", "pika", "grpc_health"})
+SERVER_INSTALL = "pip install 'silian-gateway[server]'"
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     sys.exit(1)
 
 
@@ -56,6 +59,14 @@ def describe_rpc_error(err: grpc.RpcError) -> str:
     return text
 
 
+def _server_missing(err: ModuleNotFoundError) -> str | None:
+    """What to tell someone running a gateway command where only the agency side
+    is installed; None if ``err`` is about something else."""
+    if (err.name or "").split(".")[0] not in SERVER_PACKAGES:
+        return None
+    return f"{err.name} is not installed, and this is a gateway command: {SERVER_INSTALL}"
+
+
 def friendly_errors(fn: F) -> F:
     """Report expected failures as one clear line, never a traceback."""
 
@@ -63,6 +74,11 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except ModuleNotFoundError as err:
+            message = _server_missing(err)
+            if message is None:
+                raise
+            _fail(message)
         except GatewayError as err:
             _fail(f"{err.reason}: {err.message}")
         except grpc.RpcError as err:
@@ -73,7 +89,43 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose command modules are imported only when one is run (or help
+    lists them): ``silian <agency> …`` on an agency's front-end processor then
+    loads no server dependency (SQLAlchemy, pika, Alembic), and a gateway command
+    where they are not installed says so."""
+
+    #: Command name → "module:attribute" of its click command.
+    LAZY: ClassVar[dict[str, str]] = {
+        "audit": "gateway.cli.audit:audit",
+        "send": "gateway.cli.messages:send",
+        "receive": "gateway.cli.messages:receive",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.LAZY:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.LAZY[cmd_name].partition(":")
+        try:
+            command = getattr(importlib.import_module(module), attribute)
+        except ModuleNotFoundError as err:
+            message = _server_missing(err)
+            if message is None:
+                raise
+            return click.Command(
+                cmd_name,
+                help=f"(not installed here: {SERVER_INSTALL})",
+                callback=lambda: _fail(message),
+                context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+            )
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -104,9 +156,6 @@ def _settings() -> Settings:
     settings = click.get_current_context().obj
     assert isinstance(settings, Settings)
     return settings
-
-
-main.add_command(audit_commands)
 
 
 # --- serve and db -------------------------------------------------------------
@@ -192,6 +241,7 @@ def agency_add(
 ) -> None:
     """Register AGENCY_ID (it must be a principal in policy.toml) with a first key."""
     from gateway import bootstrap
+    from gateway.service import provision
 
     settings = _settings()
     policy = bootstrap.load_policy(settings)
@@ -218,6 +268,7 @@ def agency_add(
 def agency_add_key(agency_id: str, public_key: Path | None, generate_key: bool) -> None:
     """Add another active key to AGENCY_ID (rotation: old keys stay valid until revoked)."""
     from gateway import bootstrap
+    from gateway.service import provision
 
     settings = _settings()
     store = bootstrap.open_store(settings)
@@ -235,6 +286,7 @@ def agency_add_key(agency_id: str, public_key: Path | None, generate_key: bool) 
 def agency_revoke_key(agency_id: str, kid: str) -> None:
     """Revoke KID of AGENCY_ID: tokens and signatures by it are refused from now on."""
     from gateway import bootstrap
+    from gateway.service import provision
 
     provision.revoke_key(bootstrap.open_store(_settings()), agency_id, kid, "operator")
     console.print(f"revoked key {kid} of {agency_id}")
@@ -438,110 +490,7 @@ def dlq_replay(agency: str, limit: int) -> None:
     console.print(f"moved {moved} dead letters back into {recipient}'s inbox")
 
 
-# --- trying an exchange by hand ------------------------------------------------------
-
-
-def _client(settings: Settings, agency: str, key: Path | None, target: str | None) -> Any:
-    from gateway.client import AgencyClient
-
-    return AgencyClient.connect(
-        target or settings.listen,
-        agency=agency,
-        key=load_agency_key(settings, agency, key),
-        gateway_id=settings.gateway_id,
-    )
-
-
 _target = click.option("--target", help="Gateway address (default: the listen setting).")
-_key = click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Private key PEM (default: newest under <data-dir>/agency-keys/AGENCY).",
-)
-
-
-@main.command()
-@click.option("--as", "agency_id", required=True, help="Sending agency id.")
-@click.option("--kind", required=True, help=f"Message kind: {', '.join(kinds.known_kinds())}.")
-@click.argument("payload", type=click.File("r"))
-@click.option("--mid", help="Message id (default: a new UUID).")
-@_key
-@_target
-@friendly_errors
-def send(
-    agency_id: str, kind: str, payload: Any, mid: str | None, key: Path | None, target: str | None
-) -> None:
-    """Sign and submit one message whose payload is JSON in PAYLOAD ('-' for stdin),
-    in the protobuf JSON form of the kind's message. Prints the receipt."""
-    message = kinds.payload_type(kind)()
-    try:
-        json_format.Parse(payload.read(), message)
-    except json_format.ParseError as err:
-        raise ValueError(f"{payload.name}: not a valid {kind} payload: {err}") from None
-    client = _client(_settings(), agency_id, key, target)
-    receipt = client.submit(kind, message, mid)
-    click.echo(json_format.MessageToJson(receipt))
-
-
-@main.command()
-@click.option("--as", "agency_id", required=True, help="Receiving agency id.")
-@click.option("--max", "limit", type=int, default=0, help="Stop after N deliveries (0: no limit).")
-@click.option(
-    "--idle",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Stop after this many seconds without a delivery (0: wait forever).",
-)
-@click.option("--no-ack", is_flag=True, help="Do not acknowledge (they come back later).")
-@_key
-@_target
-@friendly_errors
-def receive(
-    agency_id: str, limit: int, idle: float, no_ack: bool, key: Path | None, target: str | None
-) -> None:
-    """Print deliveries from AGENCY's inbox as JSON lines and acknowledge them."""
-    from gateway.proto.silian.v1 import payloads_pb2  # noqa: F401  (JSON of payloads)
-
-    settings = _settings()
-    client = _client(settings, agency_id, key, target)
-    stream = client.receive(timeout=None)
-    count = 0
-    import threading
-
-    timer: threading.Timer | None = None
-
-    def arm() -> threading.Timer | None:
-        if not idle:
-            return None
-        t = threading.Timer(idle, stream.cancel)
-        t.start()
-        return t
-
-    timer = arm()
-    try:
-        for response in stream:
-            if timer:
-                timer.cancel()
-            delivery = response.delivery
-            view = kinds.decode(delivery.kind, delivery.payload)
-            document = json_format.MessageToDict(delivery)
-            document["payload"] = json_format.MessageToDict(view)
-            click.echo(json.dumps(document, ensure_ascii=False))
-            if not no_ack:
-                client.acknowledge([delivery.delivery_id])
-            count += 1
-            if limit and count >= limit:
-                break
-            timer = arm()
-    except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.CANCELLED:
-            raise
-    finally:
-        if timer:
-            timer.cancel()
-        stream.cancel()
-    err_console.print(f"{count} deliveries")
 
 
 @main.command()
