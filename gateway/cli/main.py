@@ -23,11 +23,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from gateway import logs
-from gateway.client.keys import write_new_key
 from gateway.config import Settings, load_settings
 from gateway.domain import kinds
 from gateway.domain.errors import GatewayError
 from gateway.security import keys as keyring
+from gateway.security.keyfiles import write_new_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Tables stay readable when the output is a pipe or a CI log (80 columns otherwise).

@@ -18,9 +18,10 @@ from google.protobuf import json_format
 from gateway.cli.main import _settings, _target, err_console, friendly_errors
 from gateway.client import AgencyClient
 from gateway.client.inbox import describe_refusals
-from gateway.client.keys import gateway_keys, load_agency_key
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
+from gateway.security.keyfiles import load_agency_key
 
 
 def _client(

@@ -1,18 +1,18 @@
 """Registering principals and their keys (each change audited in its
 transaction), with keys generated for them where none is kept (the private key
-files are the agency side's: ``gateway.client.keys``)."""
+files: ``gateway.security.keyfiles``)."""
 
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit import log as audit_log
-from gateway.client.keys import agency_key_dir, write_new_key
 from gateway.config import Settings
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
 from gateway.security import keys as keyring
+from gateway.security.keyfiles import agency_key_dir, write_new_key
 from gateway.store.repository import Store
 
 

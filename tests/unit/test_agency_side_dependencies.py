@@ -23,6 +23,7 @@ SERVER_ONLY = ("sqlalchemy", "alembic", "psycopg", "pika")
 AGENCY_SIDE = [
     "gateway.client",
     "gateway.client.keys",
+    "gateway.security.keyfiles",
     "gateway.cli.messages",
     *(
         f"gateway.client.connectors.{module.name}"

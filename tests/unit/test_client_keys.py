@@ -1,6 +1,6 @@
-"""Where the agency side finds the gateway's public keys, which every delivery
-is checked against: a JWKS file (option or setting), else the gateway key in the
-data directory, else none."""
+"""Keys on the agency side: the gateway's public keys, which every delivery is
+checked against — a JWKS file (option or setting), else the gateway key in the
+data directory, else none — and the agency's own private key files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.client.keys import gateway_keys, load_agency_key, write_new_key
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.security import generate_private_key, jwks, kid_for, private_to_pem, public_raw
+from gateway.security.keyfiles import load_agency_key, write_new_key
 
 
 def _jwks_file(path: Path, *keys: bytes) -> Path:

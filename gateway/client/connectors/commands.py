@@ -32,10 +32,11 @@ from gateway.client.connectors.exports import ENCODINGS, ExportFormat, export_in
 from gateway.client.connectors.files import FileProblem
 from gateway.client.connectors.imports import ImportReport, RowMapper, import_file
 from gateway.client.inbox import Refusal, describe_refusals
-from gateway.client.keys import gateway_keys, load_agency_key
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings, load_settings
 from gateway.domain.errors import GatewayError
 from gateway.domain.units import Units
+from gateway.security.keyfiles import load_agency_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Problems printed after an import; the report holds them all.
