@@ -18,7 +18,7 @@ from gateway.audit.merkle import Frontier, Node, ProofError, Range
 from gateway.store.models import AuditEntry, AuditHead, AuditNode
 
 
-class MissingNode(LookupError):
+class MissingNode(ValueError):
     """A subtree hash the proof needs is not stored (the tree tables were altered)."""
 
 

@@ -1,5 +1,5 @@
 """The ``silian`` command line (``silian --help`` lists every command)."""
 
-from gateway.cli.main import describe_rpc_error, friendly_errors, main
+from gateway.cli.main import main
 
-__all__ = ["describe_rpc_error", "friendly_errors", "main"]
+__all__ = ["main"]

@@ -11,56 +11,24 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from gateway.audit import bundle, checkpoints, tree
+from gateway.audit import bundle, checkpoints
 from gateway.audit import log as audit_log
-from gateway.audit.note import NoteError, Verifier
+from gateway.audit.note import Verifier
 from gateway.audit.service import AuditService, Step
+from gateway.cli.errors import one_line_errors
+from gateway.cli.options import current_settings, err_console
 from gateway.config import Settings
 from gateway.domain import events
-from gateway.domain.errors import GatewayError
 from gateway.store.models import AuditCheckpoint
 
-F = TypeVar("F", bound=Callable[..., Any])
 console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    sys.exit(1)
-
-
-def _one_line_errors(fn: F) -> F:
-    """Report every expected failure as one line on stderr and exit 1, never a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except bundle.BundleError as err:
-            _fail(f"the audit bundle does not verify: {err}")
-        except GatewayError as err:
-            _fail(f"{err.reason}: {err.message}")
-        except (NoteError, tree.MissingNode, OSError, ValueError) as err:
-            _fail(str(err))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    settings = click.get_current_context().find_object(Settings)
-    assert settings is not None
-    return settings
 
 
 def _service(settings: Settings) -> AuditService:
@@ -117,7 +85,7 @@ def audit() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the bundle into (created if missing).",
 )
-@_one_line_errors
+@one_line_errors
 def export(out: Path) -> None:
     """Sign a checkpoint of the log as it is now, then write a self-contained bundle to
     --out: every entry (JSON Lines, canonical bytes base64 in "leaf"), every checkpoint
@@ -125,7 +93,7 @@ def export(out: Path) -> None:
     folder to an auditor, who checks it with `silian audit verify`."""
     from gateway import bootstrap
 
-    settings = _settings()
+    settings = current_settings()
     store = bootstrap.open_store(settings)
     with _progress() as progress:
         summary = bundle.export(
@@ -146,12 +114,24 @@ def export(out: Path) -> None:
     help="The verifier key you got from the bureau (text or a file holding it). "
     "Default: the bundle's own verifier.key, which proves nothing about who signed.",
 )
-@_one_line_errors
+@one_line_errors
 def verify(bundle_dir: Path, key: str | None) -> None:
     """Check the audit bundle in DIR offline: recompute the Merkle tree from every entry,
     check every checkpoint's signature and its consistency with the one before, and that
     each checkpoint's root is the root of the entries it covers. Exits 1 naming the
     first entry or checkpoint that does not verify. Needs no database or gateway."""
+    try:
+        summary = _verify(bundle_dir, key)
+    except bundle.BundleError as err:
+        raise click.ClickException(f"the audit bundle does not verify: {err}") from None
+    console.print(
+        f"OK: {summary.size} entries and {summary.checkpoints} checkpoints verify\n"
+        f"root {summary.root_hash.hex()} signed by {summary.verifier}",
+        highlight=False,
+    )
+
+
+def _verify(bundle_dir: Path, key: str | None) -> bundle.Summary:
     if key is None:
         verifier = bundle.bundled_verifier(bundle_dir)
         err_console.print(
@@ -166,12 +146,7 @@ def verify(bundle_dir: Path, key: str | None) -> None:
     with _progress() as progress:
         bar = _Bar(progress, "verifying")
         bar.start(bundle.bundle_size(bundle_dir))
-        summary = bundle.verify(bundle_dir, verifier, bar.advance)
-    console.print(
-        f"OK: {summary.size} entries and {summary.checkpoints} checkpoints verify\n"
-        f"root {summary.root_hash.hex()} signed by {summary.verifier}",
-        highlight=False,
-    )
+        return bundle.verify(bundle_dir, verifier, bar.advance)
 
 
 @audit.group()
@@ -187,12 +162,12 @@ def proof() -> None:
     default=None,
     help="Tree size to prove inclusion in (default: the newest checkpoint's).",
 )
-@_one_line_errors
+@one_line_errors
 def proof_inclusion(index: int, size: int | None) -> None:
     """Prove that entry INDEX (e.g. a receipt's audit_index) is in the tree of --size
     entries. Prints the entry's canonical bytes, its leaf hash, the audit path and, when
     a checkpoint has that size, its signed note."""
-    service = _service(_settings())
+    service = _service(current_settings())
     if size is None:
         size = service.checkpoint().size
     entry, hashes = service.inclusion_proof(index, size)
@@ -213,10 +188,10 @@ def proof_inclusion(index: int, size: int | None) -> None:
 @proof.command("consistency")
 @click.argument("old", type=int)
 @click.argument("new", type=int)
-@_one_line_errors
+@one_line_errors
 def proof_consistency(old: int, new: int) -> None:
     """Prove that the tree of OLD entries is a prefix of the tree of NEW entries."""
-    hashes = _service(_settings()).consistency_proof(old, new)
+    hashes = _service(current_settings()).consistency_proof(old, new)
     document = {
         "first_tree_size": old,
         "second_tree_size": new,
@@ -232,13 +207,13 @@ def _when(step: Step | None) -> str:
 @audit.command()
 @click.argument("subject", metavar="ID-OR-PSEUDONYM")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-@_one_line_errors
+@one_line_errors
 def subject(subject: str, as_json: bool) -> None:
     """Who received the data of the person with this resident ID number (or a pseudonym
     a recipient knows them by): each recipient of each message naming them, when it was
     routed, published, delivered and acknowledged (with audit indexes), and under which
     route and purpose. The look-up itself is written to the audit log."""
-    accesses = _service(_settings()).subject_access_log(subject, "operator")
+    accesses = _service(current_settings()).subject_access_log(subject, "operator")
     if as_json:
         for access in accesses:
             steps = {
@@ -269,13 +244,13 @@ def subject(subject: str, as_json: bool) -> None:
 
 
 @audit.command("checkpoint")
-@_one_line_errors
+@one_line_errors
 def checkpoint_now() -> None:
     """Sign a checkpoint of the log as it is now (a running gateway also makes them every
     checkpoint_every_entries entries or checkpoint_interval_seconds) and print it."""
     from gateway import bootstrap
 
-    settings = _settings()
+    settings = current_settings()
     made = checkpoints.make_checkpoint(
         bootstrap.open_store(settings), checkpoints.audit_signer(settings)
     )
@@ -283,8 +258,8 @@ def checkpoint_now() -> None:
 
 
 @audit.command()
-@_one_line_errors
+@one_line_errors
 def key() -> None:
     """Print the verifier key of the audit log (name+key ID+key, the C2SP signed-note
     form). Give it to auditors out of band; they verify checkpoints with it."""
-    click.echo(str(checkpoints.audit_signer(_settings()).verifier))
+    click.echo(str(checkpoints.audit_signer(current_settings()).verifier))

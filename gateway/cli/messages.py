@@ -15,7 +15,9 @@ from typing import Any
 import click
 from google.protobuf import json_format
 
-from gateway.cli.main import _settings, _target, err_console, friendly_errors
+from gateway.cli.errors import one_line_errors
+from gateway.cli.options import current_settings as _settings
+from gateway.cli.options import err_console, gateway_jwks_option, key_option, target_option
 from gateway.client import AgencyClient
 from gateway.client.inbox import describe_refusals
 from gateway.client.keys import gateway_keys
@@ -40,21 +42,14 @@ def _client(
     )
 
 
-_key = click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Private key PEM (default: newest under <data-dir>/agency-keys/AGENCY).",
-)
-
-
 @click.command()
 @click.option("--as", "agency_id", required=True, help="Sending agency id.")
 @click.option("--kind", required=True, help=f"Message kind: {', '.join(kinds.known_kinds())}.")
 @click.argument("payload", type=click.File("r"))
 @click.option("--mid", help="Message id (default: a new UUID).")
-@_key
-@_target
-@friendly_errors
+@key_option
+@target_option
+@one_line_errors
 def send(
     agency_id: str, kind: str, payload: Any, mid: str | None, key: Path | None, target: str | None
 ) -> None:
@@ -82,15 +77,10 @@ def send(
     help="Stop after this many seconds without a delivery (0: wait forever).",
 )
 @click.option("--no-ack", is_flag=True, help="Do not acknowledge (they come back later).")
-@click.option(
-    "--gateway-jwks",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The gateway's public keys (JWKS, as `silian keys gateway` prints them); "
-    "default: the gateway_jwks setting, else the gateway key in the data directory.",
-)
-@_key
-@_target
-@friendly_errors
+@gateway_jwks_option
+@key_option
+@target_option
+@one_line_errors
 def receive(
     agency_id: str,
     limit: int,

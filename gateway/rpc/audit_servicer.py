@@ -27,6 +27,7 @@ from gateway.rpc.boundary import Boundary, caller
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+
 class AuditServicer(audit_pb2_grpc.AuditServicer):
     def __init__(self, audit: AuditService, executor: Executor) -> None:
         self._audit = audit

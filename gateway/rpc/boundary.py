@@ -109,9 +109,7 @@ class Boundary:
         """``add_servicer(servicer, server)`` with every handler wrapped."""
         add_servicer(servicer, _Registration(self, server))
 
-    async def _enter(
-        self, method: str, request: object, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def _enter(self, method: str, request: object, context: grpc.aio.ServicerContext) -> None:
         if request is UNDECODABLE:
             raise BAD_REQUEST
         token = bearer_from_metadata(context.invocation_metadata() or ())
@@ -197,4 +195,3 @@ class _Registration:
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         """Registered handlers above take precedence; nothing else to add."""
-

@@ -266,7 +266,5 @@ def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: obje
     loop.call_soon_threadsafe(queue.put_nowait, item)
 
 
-def add_to_server(
-    servicer: ExchangeServicer, server: grpc.aio.Server, boundary: Boundary
-) -> None:
+def add_to_server(servicer: ExchangeServicer, server: grpc.aio.Server, boundary: Boundary) -> None:
     boundary.register(exchange_pb2_grpc.add_ExchangeServicer_to_server, servicer, server)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 import grpc
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,49 +23,26 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gateway.cli.errors import one_line_errors
+from gateway.cli.options import (
+    console,
+    current_settings,
+    err_console,
+    gateway_jwks_option,
+    key_option,
+    target_option,
+)
 from gateway.client import AgencyClient
 from gateway.client.connectors import watch as watching
 from gateway.client.connectors.exports import ENCODINGS, ExportFormat, export_inbox
-from gateway.client.connectors.files import FileProblem
 from gateway.client.connectors.imports import ImportReport, RowMapper, import_file
 from gateway.client.inbox import Refusal, describe_refusals
 from gateway.client.keys import gateway_keys
-from gateway.config import Settings, load_settings
-from gateway.domain.errors import GatewayError
 from gateway.domain.units import Units
 from gateway.security.keyfiles import load_agency_key
 
-F = TypeVar("F", bound=Callable[..., Any])
 #: Problems printed after an import; the report holds them all.
 SHOWN_PROBLEMS = 20
-
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
-
-
-def _one_line_errors(fn: F) -> F:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FileProblem as problem:
-            raise click.ClickException(str(problem)) from None
-        except grpc.RpcError as err:
-            # Imported here: gateway.cli loads the adapters' command groups (this module).
-            from gateway.cli import describe_rpc_error
-
-            raise click.ClickException(f"gateway: {describe_rpc_error(err)}") from None
-        except GatewayError as err:
-            raise click.ClickException(f"{err.reason}: {err.message}") from None
-        except (OSError, ValueError) as err:
-            raise click.ClickException(str(err)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    found = click.get_current_context().find_object(Settings)
-    return found if found is not None else load_settings()
 
 
 def _say(text: str) -> None:
@@ -88,22 +62,8 @@ def _progress() -> Progress:
     )
 
 
-_key_option = click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The agency's private key (PEM; default: newest under <data-dir>/agency-keys/AGENCY).",
-)
-_target_option = click.option("--target", help="Gateway address (default: the listen setting).")
-_gateway_jwks_option = click.option(
-    "--gateway-jwks",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The gateway's public keys (JWKS, as `silian keys gateway` prints them); every "
-    "delivery's signature is checked against them (default: the gateway_jwks setting).",
-)
-
-
 def _units() -> Units:
-    return Units.for_data_dir(_settings().data_dir)
+    return Units.for_data_dir(current_settings().data_dir)
 
 
 def connector_commands(
@@ -123,7 +83,7 @@ def connector_commands(
         pass
 
     def client(key: Path | None, target: str | None, jwks: Path | None = None) -> AgencyClient:
-        settings = _settings()
+        settings = current_settings()
         return AgencyClient.connect(
             target or settings.listen,
             agency=agency,
@@ -139,9 +99,9 @@ def connector_commands(
         type=click.Path(dir_okay=False, path_type=Path),
         help="Where to write the rejected rows (default: FILE.report.csv beside FILE).",
     )
-    @_key_option
-    @_target_option
-    @_one_line_errors
+    @key_option
+    @target_option
+    @one_line_errors
     def import_command(
         file: Path, report: Path | None, key: Path | None, target: str | None
     ) -> None:
@@ -185,10 +145,10 @@ def connector_commands(
         help="Stop after this many seconds without a delivery.",
     )
     @click.option("--max", "limit", type=int, default=0, help="Stop after N deliveries.")
-    @_key_option
-    @_target_option
-    @_gateway_jwks_option
-    @_one_line_errors
+    @key_option
+    @target_option
+    @gateway_jwks_option
+    @one_line_errors
     def export_command(
         out: Path,
         encoding: str,
@@ -239,9 +199,9 @@ def connector_commands(
         show_default=True,
         help="Take a file once it has not changed for this many seconds.",
     )
-    @_key_option
-    @_target_option
-    @_one_line_errors
+    @key_option
+    @target_option
+    @one_line_errors
     def watch_command(
         folder: Path,
         once: bool,

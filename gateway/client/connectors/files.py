@@ -136,7 +136,7 @@ class RowProblem:
     code: str
 
 
-class FileProblem(Exception):
+class FileProblem(ValueError):
     """The file as a whole cannot be used; ``str()`` is the one-line message."""
 
     def __init__(self, path: Path, reason: str, *, line: int = 0, column: str = "") -> None:

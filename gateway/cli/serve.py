@@ -1,0 +1,52 @@
+"""``silian serve`` and ``silian db``: run the gateway, migrate its database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+from gateway.cli.errors import one_line_errors
+from gateway.cli.options import console
+from gateway.cli.options import current_settings as _settings
+from gateway.config import load_settings
+
+
+@click.command()
+@click.option("--listen", help="Address to listen on (default 127.0.0.1:7443).")
+@click.option("--database-url", help="SQLAlchemy URL (env SILIAN_DATABASE_URL).")
+@click.option("--amqp-url", help="RabbitMQ URL (env SILIAN_AMQP_URL).")
+@click.option("--broker-prefix", help="Prefix of all exchange and queue names.")
+@click.option("--tls-cert", help="Server certificate (PEM); enables TLS.")
+@click.option("--tls-key", help="Server private key (PEM).")
+@click.option("--client-ca", help="CA of client certificates; requires mTLS.")
+@click.option("--reflection/--no-reflection", default=None, help="Serve gRPC reflection.")
+@one_line_errors
+def serve(**options: Any) -> None:
+    """Run the gateway: gRPC Exchange, health, outbox relay. Stops on Ctrl-C/SIGTERM,
+    draining calls in flight."""
+    from gateway import bootstrap
+    from gateway.rpc.server import serve as run_server
+
+    settings = load_settings(_settings().data_dir, log_format=_settings().log_format, **options)
+    gateway = bootstrap.build(settings)
+    asyncio.run(run_server(gateway))
+
+
+@click.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@one_line_errors
+def db_upgrade() -> None:
+    """Apply migrations up to the newest schema (idempotent)."""
+    from gateway.store import db as database
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = database.make_engine(settings.effective_database_url)
+    database.upgrade(engine)
+    console.print(f"schema at revision {database.current_revision(engine)}")
