@@ -108,6 +108,8 @@ def test_the_default_text_documents_how_referrals_are_addressed() -> None:
 
 
 # --- loading errors ---------------------------------------------------------------
+# A central file alone (no adapter policies merged): the installed police adapter
+# would route what this file's police may not send.
 
 BASE = """
 version = 1
@@ -156,7 +158,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_minimal_policy_loads(tmp_path: Path) -> None:
-    policy = Policy.load(write(tmp_path, BASE + route(extra='when = "referred"')))
+    policy = Policy.load(write(tmp_path, BASE + route(extra='when = "referred"')), adapters=[])
     [only] = policy.routes_for(kinds.ROSTER_CHANGE)
     assert (only.id, only.recipient, only.view, only.when) == ("r1", "police", "full", "referred")
 
@@ -214,7 +216,7 @@ def test_a_wrong_policy_is_refused_naming_the_file_and_the_problem(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ValueError) as raised:
-        Policy.load(path)
+        Policy.load(path, adapters=[])
     assert str(raised.value).startswith(f"policy file {path}: ")
     assert problem in str(raised.value)
 
@@ -224,5 +226,5 @@ def test_a_policy_may_use_a_kind_an_adapter_registered(
 ) -> None:
     monkeypatch.setattr(kinds, "_PAYLOAD_TYPES", dict(kinds._PAYLOAD_TYPES))
     kinds.register("court.notice", kinds.payload_type(kinds.INSPECTION_CLOSURE))
-    policy = Policy.load(write(tmp_path, BASE + route(kind="court.notice")))
+    policy = Policy.load(write(tmp_path, BASE + route(kind="court.notice")), adapters=[])
     assert [r.recipient for r in policy.routes_for("court.notice")] == ["police"]
