@@ -12,14 +12,21 @@ import pika
 import pytest
 from sqlalchemy import create_engine, text
 
+from gateway import bootstrap
 from gateway.broker import topology
 from gateway.config import Settings
+from gateway.domain.policy import Policy
 
 POSTGRES_URL = os.environ.get(
     "SILIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-PRINCIPALS = ["judicial", "police", "procuratorate", "ngo", "detox"]
+#: The shipped policy with the installed adapters' merged. Loading it loads every
+#: installed linkage, which adds its payload rules, views and conditions to the
+#: core's — as a running gateway does — before any test runs.
+POLICY = Policy.default()
+#: The principals with an inbox: the policy's agencies, not a list kept by hand.
+PRINCIPALS = bootstrap.recipients(POLICY)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -8,3 +8,6 @@ pseudonym — unrelated to the NGO's — unit, age band and needs
 individual sessions and group events imported from its spreadsheets
 (``silian detox import``).
 """
+
+#: Principal id of the detox centre (新航驿站 team) in the policy.
+AGENCY = "detox"

@@ -11,23 +11,9 @@ Out: the referrals and changes it received (``adapters.partner_services.exports`
 
 from __future__ import annotations
 
+from adapters.detox.labels import SERVICE_TYPES
 from adapters.partner_services.records import Headers, ServiceRecordMapper, record_columns
-from gateway.client.connectors import Labels
 from gateway.domain.units import Units
-from gateway.proto.silian.v1 import payloads_pb2 as pb
-
-#: The services of the 新航驿站 team (活动类型), as its staff write them.
-SERVICE_TYPES = Labels.of_enum(
-    pb.ServiceType,
-    "SERVICE_TYPE_",
-    {
-        pb.SERVICE_TYPE_DRUG_EDUCATION: ("禁毒教育", "禁毒宣传", "drug_education"),
-        pb.SERVICE_TYPE_COUNSELLING: ("心理疏导", "心理咨询", "counselling"),
-        pb.SERVICE_TYPE_LEGAL_EDUCATION: ("法治教育", "法制教育", "legal_education"),
-        pb.SERVICE_TYPE_EMPLOYMENT_GUIDANCE: ("就业指导", "employment_guidance"),
-        pb.SERVICE_TYPE_FREE_CLINIC: ("义诊", "free_clinic"),
-    },
-)
 
 ACTIVITY_LEDGER = record_columns(
     "detox activity ledger (新航驿站 帮教活动台账)",

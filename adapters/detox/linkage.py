@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from adapters.detox import AGENCY, validation
 from adapters.partner_services import views
 from adapters.partner_services.linkage import PartnerServiceLinkage
 
-#: Principal id of the detox centre (新航驿站 team) in the policy.
-AGENCY = "detox"
-
 views.register()
+validation.register()
 
 
 class DetoxLinkage(PartnerServiceLinkage):

@@ -7,3 +7,6 @@ pseudonym, unit, age band and needs (``policy.toml`` here says exactly what),
 and sends back service records imported from its spreadsheets
 (``silian ngo import``).
 """
+
+#: Principal id of the NGO (民盟 黄丝带) in the policy.
+AGENCY = "ngo"

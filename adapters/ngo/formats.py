@@ -11,23 +11,9 @@ Out: the referrals and changes it received (``adapters.partner_services.exports`
 
 from __future__ import annotations
 
+from adapters.ngo.labels import SERVICE_TYPES
 from adapters.partner_services.records import Headers, ServiceRecordMapper, record_columns
-from gateway.client.connectors import Labels
 from gateway.domain.units import Units
-from gateway.proto.silian.v1 import payloads_pb2 as pb
-
-#: The services the NGO offers (服务类型), as its staff write them.
-SERVICE_TYPES = Labels.of_enum(
-    pb.ServiceType,
-    "SERVICE_TYPE_",
-    {
-        pb.SERVICE_TYPE_COUNSELLING: ("心理咨询", "心理辅导", "counselling"),
-        pb.SERVICE_TYPE_FREE_CLINIC: ("义诊", "free_clinic"),
-        pb.SERVICE_TYPE_VOCATIONAL_TRAINING: ("技能培训", "职业技能培训", "training"),
-        pb.SERVICE_TYPE_CHILD_ASSISTANCE: ("困境儿童帮扶", "儿童帮扶", "child_assistance"),
-        pb.SERVICE_TYPE_EXPERT_EDUCATION: ("专家教育", "专家讲座", "expert_education"),
-    },
-)
 
 SERVICE_RECORDS = record_columns(
     "NGO service records (黄丝带 服务记录表)",

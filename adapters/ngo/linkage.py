@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from adapters.ngo import AGENCY, validation
 from adapters.partner_services import views
 from adapters.partner_services.linkage import PartnerServiceLinkage
 
-#: Principal id of the NGO (民盟 黄丝带) in the policy.
-AGENCY = "ngo"
-
 views.register()
+validation.register()
 
 
 class NgoLinkage(PartnerServiceLinkage):

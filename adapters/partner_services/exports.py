@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
 
+from adapters.partner_services.labels import SERVICE_TYPES
 from gateway.client.connectors import ExportFormat
-from gateway.client.connectors.labels import ROSTER_CHANGE_TYPES, SERVICE_TYPES
+from gateway.client.connectors.labels import ROSTER_CHANGE_TYPES
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from adapters.partner_services.labels import EVENT_KINDS, SERVICE_OUTCOMES
 from gateway.client.connectors import Cells, Column, FieldError, Labels, NativeFormat, Outgoing, Row
-from gateway.client.connectors.labels import EVENT_KINDS, SERVICE_OUTCOMES
 from gateway.domain.kinds import SERVICE_RECORD
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from adapters.police import AGENCY
 from adapters.police.formats import EXPORTS, VerificationMapper
 from gateway.client.connectors import connector_commands
 
 police = connector_commands(
     "police",
-    agency="police",
+    agency=AGENCY,
     help="Police (公安) connector: import verification results, export the roster "
     "and verification requests, watch an inbox folder.",
     mapper=VerificationMapper,

@@ -16,6 +16,7 @@ from datetime import UTC
 
 from google.protobuf.message import Message
 
+from adapters.police.labels import CHECK_OUTCOMES, CHECK_TYPES
 from gateway.client.connectors import (
     Cells,
     Column,
@@ -26,7 +27,6 @@ from gateway.client.connectors import (
     Row,
 )
 from gateway.client.connectors.fields import local_text
-from gateway.client.connectors.labels import CHECK_OUTCOMES, CHECK_TYPES
 from gateway.client.connectors.standard import ROSTER_CHANGES
 from gateway.domain.kinds import VERIFICATION_REQUEST, VERIFICATION_RESULT
 from gateway.domain.units import Units

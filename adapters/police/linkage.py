@@ -17,6 +17,9 @@ roster, not known to have absconded, without a successful check for
 ``silence_days`` days (env ``SILIAN_POLICE_SILENCE_DAYS``, default 7), counted
 from the later of the last successful check and the enrolment (or the end of
 an absconding); its evidence is that message.
+
+Importing this module (as the entry point does) adds the police's payload
+rules (``adapters.police.validation``) to the gateway's.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from adapters.police import AGENCY, validation
+from adapters.police.labels import CHECK_TYPES
 from adapters.police.roster import Supervised
 from gateway.client.connectors.fields import CHINA_TIME
-from gateway.client.connectors.labels import CHECK_TYPES
 from gateway.domain.errors import FieldViolation, NotFound
 from gateway.domain.kinds import ROSTER_CHANGE, VERIFICATION_RESULT
 from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
@@ -41,6 +45,8 @@ _NEW_OFFENCE_CHECKS = frozenset(
 _SUCCESSFUL = frozenset({pb.CHECK_OUTCOME_HIT, pb.CHECK_OUTCOME_NO_HIT})
 _PREFIX = "subject:"
 
+validation.register()
+
 
 def silence_days_from_env() -> int:
     """``SILIAN_POLICE_SILENCE_DAYS`` (default 7); ValueError unless a positive integer."""
@@ -53,7 +59,7 @@ def silence_days_from_env() -> int:
 class PoliceLinkage:
     """Roster tracking, verification-result rules and the silence sweep."""
 
-    name = "police"
+    name = AGENCY
     kinds = frozenset({ROSTER_CHANGE, VERIFICATION_RESULT})
 
     def __init__(self, silence_days: int | None = None) -> None:

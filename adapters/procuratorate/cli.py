@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from adapters.procuratorate import AGENCY
 from adapters.procuratorate.formats import EXPORTS, LedgerMapper
 from gateway.client.connectors import connector_commands
 
 procuratorate = connector_commands(
     "procuratorate",
-    agency="procuratorate",
+    agency=AGENCY,
     help="Procuratorate (检察院) connector: import findings and closures from the "
     "supervision ledger, export rectification reports, roster changes and alerts, "
     "watch an inbox folder.",

@@ -17,34 +17,25 @@ from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message
 
+from adapters.procuratorate.labels import CLOSE, FINDING, FINDING_CATEGORIES, RECORD_TYPES, REOPEN
 from gateway.client.connectors import (
     Cells,
     Column,
     ExportFormat,
     FieldError,
-    Labels,
     NativeFormat,
     Outgoing,
     Row,
 )
-from gateway.client.connectors.labels import FINDING_CATEGORIES, SEVERITIES
+from gateway.client.connectors.labels import SEVERITIES
 from gateway.client.connectors.standard import ALERTS, ROSTER_CHANGES
 from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 
-FINDING = "finding"
-#: 记录类型: a finding, or a decision on a rectification.
-RECORD_TYPES: Labels[str] = Labels(
-    {
-        FINDING: ("检察发现", FINDING, "发现问题"),
-        "close": ("结案", "close", "销号", "closed"),
-        "reopen": ("重新整改", "reopen", "退回整改", "reopened"),
-    }
-)
 _DECISIONS = {
-    "close": pb.CLOSURE_DECISION_CLOSED,
-    "reopen": pb.CLOSURE_DECISION_REOPENED,
+    CLOSE: pb.CLOSURE_DECISION_CLOSED,
+    REOPEN: pb.CLOSURE_DECISION_REOPENED,
 }
 _FOR_FINDING = " for a finding (检察发现)"
 

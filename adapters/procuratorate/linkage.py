@@ -5,31 +5,32 @@ enforced on ``inspection.finding``, ``inspection.rectification`` and
 FAILED_PRECONDITION — and a sweep raising FINDING_OVERDUE (high) once per
 deadline for a finding past its rectification deadline with no rectification.
 The default policy routes those alerts to the bureau and the procuratorate.
+
+Importing this module (as the entry point does) adds the procuratorate's
+payload rules (``adapters.procuratorate.validation``) to the gateway's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from google.protobuf.message import Message
-
+from adapters.procuratorate import AGENCY, validation
 from adapters.procuratorate.findings import Finding, Step, repeated_finding, unknown_finding
+from adapters.procuratorate.labels import FINDING_CATEGORIES
 from gateway.client.connectors.fields import CHINA_TIME
-from gateway.client.connectors.labels import FINDING_CATEGORIES
-from gateway.domain.errors import FieldViolation
 from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
 from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
-from gateway.domain.validation import ValidationContext, register_validator
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 _PREFIX = "finding:"
-MAX_FINDING_ID = 128
+
+validation.register()
 
 
 class ProcuratorateLinkage:
     """Finding lifecycle and deadlines."""
 
-    name = "procuratorate"
+    name = AGENCY
     kinds = frozenset({INSPECTION_FINDING, INSPECTION_RECTIFICATION, INSPECTION_CLOSURE})
 
     def state_keys(self, accepted: Accepted, subject_key: Callable[[str], str]) -> list[str]:
@@ -88,14 +89,3 @@ def _overdue_alert(finding: Finding) -> AlertDraft:
         ),
         evidence_mids=finding.evidence(),
     )
-
-
-def _finding_id_length(message: Message, context: ValidationContext) -> list[FieldViolation]:
-    finding_id = str(getattr(message, "finding_id", ""))
-    if len(finding_id) <= MAX_FINDING_ID:
-        return []
-    return [FieldViolation("payload.finding_id", f"must be at most {MAX_FINDING_ID} characters")]
-
-
-for _kind in ProcuratorateLinkage.kinds:
-    register_validator(_kind, _finding_id_length)

@@ -2,13 +2,19 @@
 
 ``validate`` returns every violation found (never stops at the first), each
 with a field path below ``payload.`` and a description a clerk can act on.
-The built-in rules cover every kind in ``gateway.domain.kinds``; adapters add rules
-for their own (or existing) kinds with ``register_validator``.
 
 Rules common to every kind: each ``Subject`` anywhere in the payload that has
 a resident ID has a valid one (ISO 7064 MOD 11-2, real birth date), its
 birth date and gender agree with the ID, and it carries no pseudonym or age
 band (the gateway sets those).
+
+The core's own rules cover the kinds the judicial bureau sends (roster
+changes, verification requests, rectification reports, referrals) and the
+gateway's alerts. The rules of the kinds an agency sends live in that
+agency's adapter (``adapters/<agency>/validation.py``), which adds them with
+``register_validator`` when its linkage loads; they are written with the same
+toolkit (``Check``, ``payload_rules``). A kind whose adapter is not installed
+is checked by the common rules only.
 """
 
 from __future__ import annotations
@@ -54,11 +60,28 @@ M = TypeVar("M", bound=Message)
 
 
 def register_validator(kind: str, fn: Validator) -> None:
-    """Add ``fn`` to the rules of ``kind``; all rules registered for a kind run.
+    """Add ``fn`` to the rules of ``kind``; all rules registered for a kind run, in
+    the order registered. Registering ``fn`` for ``kind`` again has no effect.
 
     ``fn`` returns violations whose field paths start with ``payload.``.
     """
-    _VALIDATORS.setdefault(kind, []).append(fn)
+    rules = _VALIDATORS.setdefault(kind, [])
+    if fn not in rules:
+        rules.append(fn)
+
+
+def payload_rules(payload: type[M], rules: Callable[[M, Check], None]) -> Validator:
+    """A validator running ``rules`` — which report through ``Check`` — on a payload of
+    type ``payload``; TypeError for a payload of another type (a caller bug)."""
+
+    def validator(message: Message, context: ValidationContext) -> list[FieldViolation]:
+        if not isinstance(message, payload):
+            raise TypeError(f"rules of {payload.__name__} got a {type(message).__name__}")
+        check = Check(message, context)
+        rules(message, check)
+        return check.violations
+
+    return validator
 
 
 def validate(kind: str, message: Message, *, units: Units, today: date) -> list[FieldViolation]:
@@ -168,13 +191,13 @@ def child_messages(message: Message, prefix: str = "") -> Iterator[tuple[str, Me
 
 
 def _subject_violations(message: Message, context: ValidationContext) -> list[FieldViolation]:
-    check = _Check(message, context)
+    check = Check(message, context)
     for path, subject in subjects(message):
         _check_subject(check, path, subject)
     return check.violations
 
 
-def _check_subject(check: _Check, path: str, subject: pb.Subject) -> None:
+def _check_subject(check: Check, path: str, subject: pb.Subject) -> None:
     for gateway_field in ("pseudonym", "age_band"):
         if getattr(subject, gateway_field):
             check.fail(f"{path}.{gateway_field}", "is set by the gateway; leave it empty")
@@ -200,8 +223,9 @@ def _check_subject(check: _Check, path: str, subject: pb.Subject) -> None:
 
 
 @dataclass
-class _Check:
-    """Collects the violations of one payload; paths are relative to the payload."""
+class Check:
+    """Collects the violations of one payload; paths are relative to the payload
+    (``subjects[2].resident_id``), the reported paths start with ``payload.``."""
 
     message: Message
     context: ValidationContext
@@ -322,6 +346,25 @@ class _Check:
             else:
                 first[value] = index
 
+    def division_code(self, path: str) -> None:
+        """The text at ``path``, if set, must be a 6-digit administrative division code."""
+        code = _resolve(self.message, path)[2]
+        if code and not _DIVISION_CODE.fullmatch(code):
+            self.fail(path, f"must be a 6-digit division code, got {code!r}")
+
+    def distinct_subjects(self, path: str, listed: Iterable[pb.Subject]) -> None:
+        """No resident ID may be listed twice among the subjects at ``path``."""
+        ids = [
+            canonical_resident_id(subject.resident_id) or f"#{i}"
+            for i, subject in enumerate(listed)
+        ]
+        self.unique(path, ids)
+
+
+def enum_name(enum_type: Any, number: int) -> str:
+    """The name of ``number`` in ``enum_type`` (a protobuf enum), or the number itself."""
+    return str(enum_type.Name(number)) if number in enum_type.values() else str(number)
+
 
 def _resolve(message: Message, path: str) -> tuple[Message, str, Any]:
     """(parent message, field name, value) of a path such as ``subjects[2].resident_id``
@@ -354,18 +397,7 @@ def _timestamp_datetime(value: Timestamp) -> datetime | None:
     return value.ToDatetime(tzinfo=UTC)
 
 
-def _builtin(kind: str, payload: type[M], rules: Callable[[M, _Check], None]) -> None:
-    def validator(message: Message, context: ValidationContext) -> list[FieldViolation]:
-        if not isinstance(message, payload):
-            raise TypeError(f"{kind} rules need a {payload.__name__}")
-        check = _Check(message, context)
-        rules(message, check)
-        return check.violations
-
-    register_validator(kind, validator)
-
-
-# --- the built-in rules, one function per kind ----------------------------------
+# --- the core's rules, one function per kind ----------------------------------
 
 _LEAVE_CHANGES = frozenset(
     {
@@ -391,15 +423,9 @@ _NEEDS_REASON = frozenset(
 )
 
 
-# Written findings (检察建议, 纠正违法) set a deadline; an oral correction need not.
-_WRITTEN_FINDINGS = frozenset(
-    {pb.FINDING_CATEGORY_PROCURATORIAL_SUGGESTION, pb.FINDING_CATEGORY_CORRECTION_OF_VIOLATION}
-)
-
-
-def _roster_change(change: pb.RosterChange, check: _Check) -> None:
+def _roster_change(change: pb.RosterChange, check: Check) -> None:
     change_type = change.change_type
-    because = f" for {_enum_name(pb.RosterChangeType, change_type)}"
+    because = f" for {enum_name(pb.RosterChangeType, change_type)}"
     enrolment = change_type == pb.ROSTER_CHANGE_TYPE_ENROLMENT
     check.required("change_id", "subject.resident_id")
     check.enum("change_type")
@@ -430,7 +456,7 @@ def _roster_change(change: pb.RosterChange, check: _Check) -> None:
         _check_new_unit(change, check, because)
 
 
-def _check_new_unit(change: pb.RosterChange, check: _Check, because: str) -> None:
+def _check_new_unit(change: pb.RosterChange, check: Check, because: str) -> None:
     """The receiving unit: any division code, but a configured unit if inside the city."""
     code = change.new_unit_code
     if not code:
@@ -443,47 +469,19 @@ def _check_new_unit(change: pb.RosterChange, check: _Check, because: str) -> Non
         check.fail("new_unit_code", f"{code} is inside the city but not a configured unit code")
 
 
-def _verification_request(request: pb.VerificationRequest, check: _Check) -> None:
+def _verification_request(request: pb.VerificationRequest, check: Check) -> None:
     check.required("request_id", "reason")
     check.unit()
     if not request.subjects:
         check.fail("subjects", "must name at least one subject")
     for index in range(len(request.subjects)):
         check.required(f"subjects[{index}].resident_id")
-    _check_distinct_subjects(check, "subjects", request.subjects)
+    check.distinct_subjects("subjects", request.subjects)
     check.enum_list("check_types")
     check.timestamp("response_deadline", required=False)
 
 
-def _verification_result(result: pb.VerificationResult, check: _Check) -> None:
-    check.required("result_id", "subject.resident_id")
-    check.unit()
-    check.enum("check_type", "outcome")
-    check.timestamp("observed_at", required=True, not_future=True)
-    code = result.place_region_code
-    if code and not _DIVISION_CODE.fullmatch(code):
-        check.fail("place_region_code", f"must be a 6-digit division code, got {code!r}")
-
-
-def _inspection_finding(finding: pb.InspectionFinding, check: _Check) -> None:
-    category = finding.category
-    because = f" for {_enum_name(pb.FindingCategory, category)}"
-    check.required("inspection_id", "finding_id", "finding")
-    check.unit()
-    check.enum("category", "severity")
-    if category == pb.FINDING_CATEGORY_CORRECTION_OF_VIOLATION:
-        check.required("legal_basis", because=because)
-    issued = check.iso_date("issued_date", required=True, not_future=True)
-    deadline = check.iso_date(
-        "rectification_deadline", required=category in _WRITTEN_FINDINGS, because=because
-    )
-    check.ordered("issued_date", issued, "rectification_deadline", deadline)
-    for index in range(len(finding.subjects)):
-        check.required(f"subjects[{index}].resident_id")
-    _check_distinct_subjects(check, "subjects", finding.subjects)
-
-
-def _inspection_rectification(report: pb.InspectionRectification, check: _Check) -> None:
+def _inspection_rectification(report: pb.InspectionRectification, check: Check) -> None:
     check.required("finding_id", "actions")
     check.unit()
     check.iso_date("reported_date", required=True, not_future=True)
@@ -491,57 +489,13 @@ def _inspection_rectification(report: pb.InspectionRectification, check: _Check)
         check.required(f"evidence_refs[{index}]")
 
 
-def _inspection_closure(closure: pb.InspectionClosure, check: _Check) -> None:
-    check.required("finding_id")
-    check.unit()
-    check.enum("decision")
-    check.iso_date("decided_date", required=True, not_future=True)
-    if closure.decision == pb.CLOSURE_DECISION_REOPENED:
-        check.required("reason", because=" to reopen a finding")
-
-
-def _service_referral(referral: pb.ServiceReferral, check: _Check) -> None:
+def _service_referral(referral: pb.ServiceReferral, check: Check) -> None:
     check.required("referral_id", "subject.resident_id")
     check.unit()
     check.enum_list("needs")
 
 
-def _service_record(record: pb.ServiceRecord, check: _Check) -> None:
-    check.required("record_id")
-    check.unit()
-    check.enum("service_type", "event_kind", "outcome")
-    check.iso_date("service_date", required=True, not_future=True)
-    for index in range(len(record.subject_pseudonyms)):
-        check.required(f"subject_pseudonyms[{index}]")
-    check.unique("subject_pseudonyms", record.subject_pseudonyms)
-    _check_attendance(record, check)
-    _check_duration(record, check)
-
-
-def _check_attendance(record: pb.ServiceRecord, check: _Check) -> None:
-    listed = len(record.subject_pseudonyms)
-    if record.event_kind == pb.EVENT_KIND_GROUP:
-        if record.attendance < 1:
-            check.fail("attendance", "must be at least 1 for a group event")
-        elif record.attendance < listed:
-            check.fail("attendance", f"is less than the {listed} subject_pseudonyms listed")
-    elif record.event_kind == pb.EVENT_KIND_INDIVIDUAL:
-        if listed != 1:
-            check.fail(
-                "subject_pseudonyms", "must list exactly one subject for an individual event"
-            )
-        if record.attendance > 1:
-            check.fail("attendance", "must be 0 or 1 for an individual event")
-
-
-def _check_duration(record: pb.ServiceRecord, check: _Check) -> None:
-    if record.duration_minutes > 24 * 60:
-        check.fail("duration_minutes", "must be at most 1440 (one day)")
-    elif record.duration_minutes == 0 and record.outcome != pb.SERVICE_OUTCOME_NO_SHOW:
-        check.fail("duration_minutes", "is required unless the outcome is SERVICE_OUTCOME_NO_SHOW")
-
-
-def _alert(alert: pb.Alert, check: _Check) -> None:
+def _alert(alert: pb.Alert, check: Check) -> None:
     check.required("alert_id", "description")
     check.unit()
     check.enum("alert_type", "severity")
@@ -555,17 +509,6 @@ def _alert(alert: pb.Alert, check: _Check) -> None:
             check.fail(f"evidence_mids[{index}]", f"must be a message id (UUID), got {mid!r}")
 
 
-def _check_distinct_subjects(check: _Check, path: str, listed: Iterable[pb.Subject]) -> None:
-    ids = [
-        canonical_resident_id(subject.resident_id) or f"#{i}" for i, subject in enumerate(listed)
-    ]
-    check.unique(path, ids)
-
-
-def _enum_name(enum_type: Any, number: int) -> str:
-    return str(enum_type.Name(number)) if number in enum_type.values() else str(number)
-
-
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -574,12 +517,13 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-_builtin(kinds.ROSTER_CHANGE, pb.RosterChange, _roster_change)
-_builtin(kinds.VERIFICATION_REQUEST, pb.VerificationRequest, _verification_request)
-_builtin(kinds.VERIFICATION_RESULT, pb.VerificationResult, _verification_result)
-_builtin(kinds.INSPECTION_FINDING, pb.InspectionFinding, _inspection_finding)
-_builtin(kinds.INSPECTION_RECTIFICATION, pb.InspectionRectification, _inspection_rectification)
-_builtin(kinds.INSPECTION_CLOSURE, pb.InspectionClosure, _inspection_closure)
-_builtin(kinds.SERVICE_REFERRAL, pb.ServiceReferral, _service_referral)
-_builtin(kinds.SERVICE_RECORD, pb.ServiceRecord, _service_record)
-_builtin(kinds.ALERT, pb.Alert, _alert)
+register_validator(kinds.ROSTER_CHANGE, payload_rules(pb.RosterChange, _roster_change))
+register_validator(
+    kinds.VERIFICATION_REQUEST, payload_rules(pb.VerificationRequest, _verification_request)
+)
+register_validator(
+    kinds.INSPECTION_RECTIFICATION,
+    payload_rules(pb.InspectionRectification, _inspection_rectification),
+)
+register_validator(kinds.SERVICE_REFERRAL, payload_rules(pb.ServiceReferral, _service_referral))
+register_validator(kinds.ALERT, payload_rules(pb.Alert, _alert))

@@ -16,6 +16,7 @@ import pytest
 from google.protobuf.message import Message
 from openpyxl import Workbook
 
+from adapters.police.labels import CHECK_TYPES
 from gateway.client.connectors import (
     Cells,
     Column,
@@ -35,7 +36,6 @@ from gateway.client.connectors import (
 from gateway.client.connectors.exports import LEDGER
 from gateway.client.connectors.fields import parse_date, parse_moment
 from gateway.client.connectors.imports import refusal_problems
-from gateway.client.connectors.labels import CHECK_TYPES
 from gateway.domain import kinds
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2

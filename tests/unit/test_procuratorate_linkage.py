@@ -13,7 +13,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from adapters.procuratorate.findings import TRANSITIONS, State, Step
-from adapters.procuratorate.linkage import MAX_FINDING_ID, ProcuratorateLinkage
+from adapters.procuratorate.linkage import ProcuratorateLinkage
+from adapters.procuratorate.validation import MAX_FINDING_ID
 from gateway.domain import kinds, validation
 from gateway.domain.errors import FailedPrecondition
 from gateway.domain.linkage import Accepted, AlertDraft

@@ -4,6 +4,11 @@ Each ``Labels`` table gives, per enum value, its Chinese label (written on
 export, listed first) and further accepted spellings. ``parse`` accepts any
 of them, the English enum name with or without its prefix
 (``CHECK_TYPE_HOTEL_STAY`` or ``hotel_stay``), ignoring case and spaces.
+
+This module holds the tables of the core's own export formats
+(``standard``: roster changes and alerts). The words of what one agency's
+files use live in its adapter (``adapters/<agency>/labels.py``, the NGO's and
+the detox centre's shared ones in ``adapters/partner_services/labels.py``).
 """
 
 from __future__ import annotations
@@ -56,32 +61,6 @@ GENDERS = Labels.of_enum(
     pb.Gender, "GENDER_", {pb.GENDER_MALE: ("男", "M"), pb.GENDER_FEMALE: ("女", "F")}
 )
 
-CHECK_TYPES = Labels.of_enum(
-    pb.CheckType,
-    "CHECK_TYPE_",
-    {
-        pb.CHECK_TYPE_HOTEL_STAY: ("旅馆住宿", "住宿", "hotel"),
-        pb.CHECK_TYPE_TRAVEL: ("出行", "交通出行", "乘车", "乘机"),
-        pb.CHECK_TYPE_INTERNET_CAFE: ("网吧上网", "上网", "internet"),
-        pb.CHECK_TYPE_DETENTION: ("拘留",),
-        pb.CHECK_TYPE_ARREST: ("逮捕",),
-        pb.CHECK_TYPE_NEW_OFFENCE: ("新的违法犯罪", "违法犯罪", "新罪"),
-        pb.CHECK_TYPE_DEVICE_SEPARATION: ("人机分离",),
-        pb.CHECK_TYPE_VIDEO_CHECK: ("视频点名", "video"),
-        pb.CHECK_TYPE_BIG_DATA: ("大数据核查", "big_data_check"),
-    },
-)
-
-CHECK_OUTCOMES = Labels.of_enum(
-    pb.CheckOutcome,
-    "CHECK_OUTCOME_",
-    {
-        pb.CHECK_OUTCOME_NO_HIT: ("未比中", "无异常", "正常"),
-        pb.CHECK_OUTCOME_HIT: ("比中", "命中"),
-        pb.CHECK_OUTCOME_ANOMALY: ("异常", "核查异常"),
-    },
-)
-
 SEVERITIES = Labels.of_enum(
     pb.Severity,
     "SEVERITY_",
@@ -90,25 +69,6 @@ SEVERITIES = Labels.of_enum(
         pb.SEVERITY_MEDIUM: ("中", "较重"),
         pb.SEVERITY_HIGH: ("高", "严重"),
         pb.SEVERITY_URGENT: ("紧急", "特别严重"),
-    },
-)
-
-FINDING_CATEGORIES = Labels.of_enum(
-    pb.FindingCategory,
-    "FINDING_CATEGORY_",
-    {
-        pb.FINDING_CATEGORY_PROCURATORIAL_SUGGESTION: ("检察建议", "suggestion"),
-        pb.FINDING_CATEGORY_CORRECTION_OF_VIOLATION: ("纠正违法", "纠正违法通知书", "correction"),
-        pb.FINDING_CATEGORY_ORAL_CORRECTION: ("口头纠正", "oral"),
-    },
-)
-
-CLOSURE_DECISIONS = Labels.of_enum(
-    pb.ClosureDecision,
-    "CLOSURE_DECISION_",
-    {
-        pb.CLOSURE_DECISION_CLOSED: ("结案", "销号", "close"),
-        pb.CLOSURE_DECISION_REOPENED: ("重新整改", "退回整改", "reopen"),
     },
 )
 
@@ -171,37 +131,5 @@ ALERT_TYPES = Labels.of_enum(
         pb.ALERT_TYPE_DEVICE_SEPARATION: ("人机分离",),
         pb.ALERT_TYPE_POSSIBLE_ABSCONDING: ("疑似脱管",),
         pb.ALERT_TYPE_FINDING_OVERDUE: ("整改逾期",),
-    },
-)
-
-SERVICE_TYPES = Labels.of_enum(
-    pb.ServiceType,
-    "SERVICE_TYPE_",
-    {
-        pb.SERVICE_TYPE_COUNSELLING: ("心理咨询", "心理辅导"),
-        pb.SERVICE_TYPE_FREE_CLINIC: ("义诊",),
-        pb.SERVICE_TYPE_VOCATIONAL_TRAINING: ("职业技能培训", "技能培训"),
-        pb.SERVICE_TYPE_CHILD_ASSISTANCE: ("困境儿童帮扶",),
-        pb.SERVICE_TYPE_EXPERT_EDUCATION: ("专家教育", "专家讲座"),
-        pb.SERVICE_TYPE_DRUG_EDUCATION: ("禁毒教育",),
-        pb.SERVICE_TYPE_LEGAL_EDUCATION: ("法治教育", "法律教育"),
-        pb.SERVICE_TYPE_EMPLOYMENT_GUIDANCE: ("就业指导",),
-    },
-)
-
-EVENT_KINDS = Labels.of_enum(
-    pb.EventKind,
-    "EVENT_KIND_",
-    {pb.EVENT_KIND_INDIVIDUAL: ("个别", "个人"), pb.EVENT_KIND_GROUP: ("集体", "团体")},
-)
-
-SERVICE_OUTCOMES = Labels.of_enum(
-    pb.ServiceOutcome,
-    "SERVICE_OUTCOME_",
-    {
-        pb.SERVICE_OUTCOME_COMPLETED: ("已完成", "完成"),
-        pb.SERVICE_OUTCOME_PARTIAL: ("部分完成",),
-        pb.SERVICE_OUTCOME_NO_SHOW: ("未到场", "缺席"),
-        pb.SERVICE_OUTCOME_FOLLOW_UP_NEEDED: ("需跟进",),
     },
 )
