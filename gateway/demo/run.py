@@ -48,6 +48,7 @@ from gateway.demo.agencies import Inbox, Key, submit_all
 from gateway.demo.console import show
 from gateway.demo.simulation import PHASES, Known, Outgoing, Simulation
 from gateway.domain import kinds, registry
+from gateway.domain.policy import Policy
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.html import write_report
@@ -58,8 +59,6 @@ from gateway.store import db
 from gateway.store.models import OutboxRow
 from gateway.store.repository import Store
 
-AGENCIES = ("judicial", "police", "procuratorate", "ngo", "detox")
-PARTNERS = ("ngo", "detox")
 #: Longest wait for the deliveries of one step (seconds).
 DELIVERY_TIMEOUT = 120.0
 
@@ -76,9 +75,24 @@ class DemoOptions:
     target: str | None = None
 
 
+@dataclass(frozen=True)
+class Parties:
+    """Who takes part, as the policy says: every agency signs with its own key and
+    reads its inbox; the partners are the agencies it routes referrals to."""
+
+    agencies: tuple[str, ...]
+    partners: tuple[str, ...]
+
+    @classmethod
+    def of(cls, policy: Policy) -> Parties:
+        referred_to = {route.recipient for route in policy.routes_for(kinds.SERVICE_REFERRAL)}
+        agencies = tuple(bootstrap.recipients(policy))
+        return cls(agencies, tuple(agency for agency in agencies if agency in referred_to))
+
+
 @dataclass
 class _Exchange:
-    """The agencies' clients and inboxes, and what was sent and expected."""
+    """The agencies' clients (one per agency) and inboxes, and what was sent and expected."""
 
     clients: dict[str, AgencyClient]
     progress: Progress
@@ -99,7 +113,7 @@ class _Exchange:
                 f"no gateway key in {settings.data_dir} and no gateway_jwks setting: "
                 "deliveries could not be checked"
             )
-        for agency in AGENCIES:
+        for agency in self.clients:
             reader = AgencyClient.connect(
                 target,
                 agency=agency,
@@ -136,7 +150,10 @@ class _Exchange:
     def send(self, items: list[Outgoing]) -> None:
         """Submit ``items`` in order, one SubmitStream per run of sender and phase."""
         for (sender, phase), run in groupby(items, key=lambda o: (o.sender, o.phase)):
-            client = self.clients[sender]
+            client = self.clients.get(sender)
+            if client is None:
+                self.failures.append(f"{sender} is not an agency of the policy: {phase} not sent")
+                continue
             envelopes = [client.envelope(o.kind, o.message) for o in run]
             task = self.tasks[phase]
             outcome = submit_all(client, envelopes, partial(self.progress.advance, task))
@@ -151,10 +168,11 @@ class _Exchange:
             total = sum(len(v) for v in self.expected.values())
         self.progress.update(self.tasks["deliveries"], total=total)
 
-    def wait(self, agencies: tuple[str, ...] = AGENCIES) -> None:
-        """Wait until ``agencies`` acknowledged everything expected; note what is missing."""
+    def wait(self, agencies: Iterable[str] | None = None) -> None:
+        """Wait until ``agencies`` (default: all) acknowledged everything expected;
+        note what is missing."""
         deadline = time.monotonic() + DELIVERY_TIMEOUT
-        for agency in agencies:
+        for agency in self.inboxes if agencies is None else agencies:
             inbox = self.inboxes[agency]
             left = inbox.wait_for(self.expected[agency], max(deadline - time.monotonic(), 0))
             if left:
@@ -181,7 +199,8 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     clock = time.monotonic()
     store = bootstrap.open_store(settings)
     db.upgrade(store.engine)  # a data directory from an older version, too
-    keys = ensure_principals(settings, store, bootstrap.load_policy(settings))
+    policy = bootstrap.load_policy(settings)
+    keys = ensure_principals(settings, store, policy)
     units = bootstrap.load_units(settings)
     simulation = Simulation(people=options.people, days=options.days, units=units, seed=seed)
     console.print(
@@ -192,7 +211,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     try:
         with ExitStack() as stack:
             target, sweep = _gateway(stack, settings, options, console)
-            exchange = _play(stack, settings, target, keys, simulation, options)
+            exchange = _play(stack, settings, target, keys, Parties.of(policy), simulation, options)
             if sweep is not None:
                 _sweep(sweep, exchange, console)
             _expect_alerts(exchange, store, started)
@@ -249,6 +268,7 @@ def _play(
     settings: Settings,
     target: str,
     keys: dict[str, Ed25519PrivateKey],
+    parties: Parties,
     simulation: Simulation,
     options: DemoOptions,
 ) -> _Exchange:
@@ -259,7 +279,7 @@ def _play(
             key=keys[agency],
             gateway_id=settings.gateway_id,
         )
-        for agency in AGENCIES
+        for agency in parties.agencies
     }
     progress = stack.enter_context(_progress())
     tasks = {phase: progress.add_task(label, total=0) for phase, label in PHASES.items()}
@@ -275,7 +295,7 @@ def _play(
     exchange.send(referrals)
     if exchange.failures:  # without the roster the period would only pile up refusals
         return exchange
-    exchange.wait(PARTNERS)
+    exchange.wait(parties.partners)
     days = simulation.period(exchange.known())
     for phase in ("changes", "police", "inspections", "services"):
         progress.update(tasks[phase], total=sum(o.phase == phase for d in days for o in d))

@@ -25,6 +25,8 @@ from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 #: The population the bureau's annual volumes refer to (DESIGN §1).
 REFERENCE_PEOPLE = 2000
+#: The judicial bureau's principal: its messages go first within a day.
+BUREAU = "judicial"
 
 # Annual volumes for REFERENCE_PEOPLE people (DESIGN §1 and the bureau's report).
 POLICE_CHECKS_PER_YEAR = 30_000  # 60,000+ verification records in two years
@@ -289,7 +291,7 @@ class Simulation:
                 offence=person.offence,
                 notes="家庭困难" if self.rng.random() < 0.3 else "",
             )
-            found.append(Outgoing("judicial", kinds.SERVICE_REFERRAL, referral, "referrals"))
+            found.append(Outgoing(BUREAU, kinds.SERVICE_REFERRAL, referral, "referrals"))
         return found
 
     # --- the period, day by day ----------------------------------------------------
@@ -305,8 +307,7 @@ class Simulation:
                 days[day].append(item)
         for day, item in self._services(known):
             days[day].append(item)
-        order = {"judicial": 0, "police": 1, "procuratorate": 2, "ngo": 3, "detox": 4}
-        return [sorted(items, key=lambda o: order.get(o.sender, 9)) for items in days]
+        return [sorted(items, key=lambda o: (o.sender != BUREAU, o.sender)) for items in days]
 
     def _roster(self, person: Person, change_type: int, effective: date) -> Outgoing:
         change = pb.RosterChange(
@@ -324,7 +325,7 @@ class Simulation:
         )
         if change_type == pb.ROSTER_CHANGE_TYPE_ENROLMENT:
             change.supervision_level = pb.SUPERVISION_LEVEL_ORDINARY
-        return Outgoing("judicial", kinds.ROSTER_CHANGE, change, "roster")
+        return Outgoing(BUREAU, kinds.ROSTER_CHANGE, change, "roster")
 
     def _change(self, person: Person, change_type: int, day: int) -> Outgoing:
         item = self._roster(person, change_type, self.date_of(day))
@@ -481,7 +482,7 @@ class Simulation:
             evidence_refs=[self._id("EV")],
             reported_date=self.date_of(reported).isoformat(),
         )
-        yield reported, Outgoing("judicial", kinds.INSPECTION_RECTIFICATION, report, "inspections")
+        yield reported, Outgoing(BUREAU, kinds.INSPECTION_RECTIFICATION, report, "inspections")
         decided = reported + self.rng.randrange(1, 6)
         if decided >= self.days:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from gateway.demo.run import Parties
 from gateway.domain import kinds, registry
 from gateway.domain.policy import DEFAULT_FILE, Policy
 
@@ -162,3 +163,10 @@ def test_the_core_policy_routes_nothing_to_or_from_an_agency() -> None:
     assert [route.id for route in routes] == ["alert.judicial"]
     assert all(route.recipient not in agencies for route in routes)
     assert all(route.kind not in sent_by_agencies for route in routes)
+
+
+def test_the_demo_finds_the_agencies_and_partners_in_the_policy() -> None:
+    assert Parties.of(POLICY) == Parties(
+        agencies=("detox", "judicial", "ngo", "police", "procuratorate"),
+        partners=("detox", "ngo"),
+    )
