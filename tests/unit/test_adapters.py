@@ -1,14 +1,20 @@
-"""What the adapters bring adds up to exactly what the gateway did when the police's
-and the procuratorate's routes were part of the core policy."""
+"""Every adapter has one shape, and what it brings — routes, payload rules — adds up to
+exactly what the gateway did when the police's and the procuratorate's routes and
+every agency's payload rules were part of the core."""
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from gateway.demo.run import Parties
 from gateway.domain import kinds, registry
 from gateway.domain.policy import DEFAULT_FILE, Policy
+
+ADAPTER_FILES = {"policy.toml", "linkage.py", "validation.py", "labels.py", "formats.py", "cli.py"}
 
 #: The shipped policy with the installed adapters' merged.
 POLICY = Policy.default()
@@ -165,8 +171,61 @@ def test_the_core_policy_routes_nothing_to_or_from_an_agency() -> None:
     assert all(route.kind not in sent_by_agencies for route in routes)
 
 
+def test_every_adapter_has_the_same_files_and_both_entry_points() -> None:
+    commands = {point.name: point.module for point in registry.command_entry_points()}
+    for agency, folder in _adapter_packages().items():
+        present = {path.name for path in folder.iterdir()}
+        assert present >= ADAPTER_FILES, (agency, ADAPTER_FILES - present)
+        assert commands[agency] == f"adapters.{agency}.cli"
+        assert agency == importlib.import_module(f"adapters.{agency}").AGENCY
+        policy = tomllib.loads((folder / "policy.toml").read_text(encoding="utf-8"))
+        assert policy["agency"] == agency
+
+
 def test_the_demo_finds_the_agencies_and_partners_in_the_policy() -> None:
     assert Parties.of(POLICY) == Parties(
         agencies=("detox", "judicial", "ngo", "police", "procuratorate"),
         partners=("detox", "ngo"),
+    )
+
+
+AGENCY_KIND_RULES = """
+import sys
+from datetime import date
+from gateway.domain import kinds, validation
+from gateway.domain.units import Units
+from gateway.proto.silian.v1 import payloads_pb2 as pb
+
+def fields(kind, message):
+    found = validation.validate(kind, message, units=Units.default(), today=date(2026, 6, 1))
+    return [violation.field for violation in found]
+
+empty = pb.VerificationResult()
+print(fields(kinds.VERIFICATION_RESULT, empty))
+import adapters.police.linkage  # loading the linkage, as the registry does
+from adapters.police import validation as police_rules
+police_rules.register()  # again: no effect
+print(fields(kinds.VERIFICATION_RESULT, empty))
+"""
+
+
+def test_the_rules_of_what_an_agency_sends_come_with_its_linkage() -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", AGENCY_KIND_RULES],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    core_only, with_police = ran.stdout.splitlines()
+    assert core_only == "[]"
+    assert with_police == str(
+        [
+            "payload.result_id",
+            "payload.subject.resident_id",
+            "payload.unit_code",
+            "payload.check_type",
+            "payload.outcome",
+            "payload.observed_at",
+        ]
     )
