@@ -94,7 +94,8 @@ def agency_add_key(agency_id: str, public_key: Path | None, generate_key: bool) 
         console.print(f"private key: {path}")
 
 
-@agency.command("revoke-key")
+# A key id is base64url and may begin with "-": take it as the argument it is.
+@agency.command("revoke-key", context_settings={"ignore_unknown_options": True})
 @click.argument("agency_id")
 @click.argument("kid")
 @one_line_errors

@@ -74,6 +74,8 @@ def test_agency_lifecycle(tmp_path: Path, settings: Settings) -> None:
     rotated = run("agency", "add-key", "police", "--generate-key")
     assert rotated.exit_code == 0
     assert run("agency", "revoke-key", "police", kid).exit_code == 0
+    dashed = run("agency", "revoke-key", "police", "-not-a-kid")
+    assert dashed.exit_code == 1 and "UNKNOWN_KEY" in dashed.output
     listing = run("agency", "list")
     assert "police" in listing.output and listing.output.count("police") >= 2
     jwks = json.loads(run("keys", "gateway").output)

@@ -1,0 +1,187 @@
+"""Broker and database servers of a test's own, for tests that stop, kill or
+cluster them: the machine's RabbitMQ and PostgreSQL are never touched, so test
+runs (and other worktrees) beside this one keep working.
+
+``own_rabbitmq`` starts a RabbitMQ node with its own node name, ports, data
+directory and Erlang cookie; ``own_postgres`` an initdb'd PostgreSQL cluster on
+its own port and socket directory, running as the ``postgres`` user (the
+server refuses root). Each stops only what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+HOST = "localhost"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)  # polling a port that is not ours to signal: no event to wait on
+    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+@dataclass
+class RabbitNode:
+    """One RabbitMQ node of a test's own."""
+
+    name: str  # rabbit-<id>@localhost
+    port: int
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def ctl(self, *args: str, timeout: float = 120) -> str:
+        """``rabbitmqctl -n NODE ARGS``; raises with its output on failure."""
+        done = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.name, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
+        return done.stdout
+
+    def stop_app(self) -> None:
+        self.ctl("stop_app")
+
+    def start_app(self) -> None:
+        self.ctl("start_app")
+        self.ctl("await_startup")
+
+
+@contextmanager
+def own_rabbitmq(base: Path, cookie: str | None = None) -> Iterator[RabbitNode]:
+    """A RabbitMQ node under ``base`` (guest may connect from localhost)."""
+    node_id = uuid.uuid4().hex[:8]
+    home = base / f"rabbit-{node_id}"
+    home.mkdir(parents=True)
+    cookie_file = home / ".erlang.cookie"
+    cookie_file.write_text(cookie or uuid.uuid4().hex)
+    cookie_file.chmod(0o400)
+    (home / "enabled_plugins").write_text("[].\n")
+    port, dist = free_port(), free_port()
+    name = f"rabbit-{node_id}@{HOST}"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "RABBITMQ_NODENAME": name,
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_PID_FILE": str(home / "node.pid"),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+    }
+    (home / "rabbitmq.conf").write_text("loopback_users = none\n")
+    log = (home / "server.out").open("wb")
+    server = subprocess.Popen(
+        [str(RABBITMQ_BIN / "rabbitmq-server")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    node = RabbitNode(name, port, home, env)
+    try:
+        _wait_port(port, 90, f"RabbitMQ node {name}")
+        node.ctl("await_startup")
+        yield node
+    finally:
+        try:
+            node.ctl("stop", timeout=60)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            server.kill()
+        server.wait(timeout=60)
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _postgres_bin() -> Path:
+    versions = sorted(Path("/usr/lib/postgresql").iterdir(), key=lambda p: int(p.name))
+    return versions[-1] / "bin"
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of a test's own."""
+
+    data: Path
+    port: int
+    socket_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        _as_postgres(str(_postgres_bin() / "pg_ctl"), "-D", str(self.data), "-w", *args)
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.data / "server.log"), "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._ctl("-m", mode, "stop")
+
+
+def _as_postgres(*command: str) -> None:
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {done.stderr or done.stdout}")
+
+
+@contextmanager
+def own_postgres() -> Iterator[PostgresServer]:
+    """A started PostgreSQL cluster in a directory of its own (owned by the
+    ``postgres`` user, trust auth for local TCP)."""
+    root = Path(tempfile.mkdtemp(prefix="silian-test-pg-"))
+    shutil.chown(root, "postgres", "postgres")
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    shutil.chown(sockets, "postgres", "postgres")
+    _as_postgres(str(_postgres_bin() / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    port = free_port()
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{sockets}'\nfsync = off\n"
+        )
+    server = PostgresServer(data, port, sockets)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(RuntimeError):  # already stopped by the test
+            server.stop("fast")
+        shutil.rmtree(root, ignore_errors=True)
