@@ -8,19 +8,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
-from sqlalchemy import create_engine, text
 
 from gateway import bootstrap
-from gateway.broker import topology
 from gateway.config import Settings
 from gateway.domain.policy import Policy
-
-POSTGRES_URL = os.environ.get(
-    "SILIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from gateway.testing import (
+    LOCAL_AMQP_URL,
+    LOCAL_POSTGRES_URL,
+    delete_broker_names,
+    postgres_schema,
 )
-AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+POSTGRES_URL = os.environ.get("SILIAN_TEST_POSTGRES_URL", LOCAL_POSTGRES_URL)
+AMQP_URL = os.environ.get("SILIAN_TEST_AMQP_URL", LOCAL_AMQP_URL)
 #: The shipped policy with the installed adapters' merged. Loading it loads every
 #: installed linkage, which adds its payload rules, views and conditions to the
 #: core's — as a running gateway does — before any test runs.
@@ -37,16 +38,8 @@ def database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'silian.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, pool_pre_ping=True)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +48,7 @@ def broker_prefix(database_url: str) -> Iterator[str]:
     what it declared is deleted after."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     yield prefix
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        topology.delete(connection.channel(), topology.Names(prefix), PRINCIPALS)
-    finally:
-        connection.close()
+    delete_broker_names(AMQP_URL, prefix, PRINCIPALS)
 
 
 @pytest.fixture(scope="module")

@@ -1,83 +1,23 @@
-"""Helpers shared by the tests: valid payloads and inbox reading."""
+"""Helpers of the tests alone: enrolling someone, reading an inbox, a commit
+handler for jobs. (What the demo and the benchmarks share too — gateways,
+payloads — is in ``gateway.testing``.)"""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
 
 from gateway.client import AgencyClient
-from gateway.domain.validation import check_character
+from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
-from gateway.proto.silian.v1 import payloads_pb2 as pb
-
-_rng = random.Random(20261127)
-
-
-def resident_id(unit: str = "610302", birth: date | None = None) -> str:
-    """A valid resident ID of a man (odd sequence number), born on ``birth``
-    or on a random day of 1960–1999 (collisions are then very unlikely)."""
-    birth = birth or date(1960, 1, 1) + timedelta(days=_rng.randrange(40 * 365))
-    first17 = f"{unit}{birth:%Y%m%d}{_rng.randrange(500) * 2 + 1:03d}"
-    return first17 + check_character(first17)
-
-
-def enrolment(subject_id: str | None = None, unit: str = "610302") -> pb.RosterChange:
-    today = date.today()
-    return pb.RosterChange(
-        change_id=f"RC-{_rng.randrange(10**9)}",
-        change_type=pb.ROSTER_CHANGE_TYPE_ENROLMENT,
-        subject=pb.Subject(
-            resident_id=subject_id or resident_id(unit),
-            name="王某",
-            gender=pb.GENDER_MALE,
-            address="宝鸡市金台区",
-        ),
-        unit_code=unit,
-        category=pb.CORRECTION_CATEGORY_PROBATION,
-        supervision_level=pb.SUPERVISION_LEVEL_ORDINARY,
-        effective_date=today.isoformat(),
-        term_start_date=today.isoformat(),
-        term_end_date=(today + timedelta(days=365)).isoformat(),
-        offence="盗窃罪",
-        officer="officer-1",
-    )
+from gateway.testing import enrolment, resident_id
 
 
 def enrolled(judicial: AgencyClient, unit: str = "610302") -> str:
     """The resident ID of a person the bureau just enrolled (police results and
     partner records must name someone on the roster)."""
     person = resident_id(unit)
-    judicial.submit("roster.change", enrolment(person, unit))
+    judicial.submit(kinds.ROSTER_CHANGE, enrolment(person, unit))
     return person
-
-
-def verification_hit(subject_id: str | None = None) -> pb.VerificationResult:
-    result = pb.VerificationResult(
-        result_id=f"VR-{_rng.randrange(10**9)}",
-        subject=pb.Subject(resident_id=subject_id or resident_id(), name="王某"),
-        unit_code="610302",
-        check_type=pb.CHECK_TYPE_HOTEL_STAY,
-        outcome=pb.CHECK_OUTCOME_HIT,
-        place="西安市某酒店",
-        place_region_code="610113",
-        police_reference="GA-1",
-    )
-    result.observed_at.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
-    return result
-
-
-def referral(subject_id: str | None = None) -> pb.ServiceReferral:
-    return pb.ServiceReferral(
-        referral_id=f"REF-{_rng.randrange(10**9)}",
-        subject=pb.Subject(
-            resident_id=subject_id or resident_id(), name="王某", address="宝鸡市金台区某街"
-        ),
-        unit_code="610302",
-        needs=[pb.SERVICE_TYPE_COUNSELLING],
-        offence="盗窃罪",
-        notes="家庭困难",
-    )
 
 
 def receive_mids(

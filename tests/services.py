@@ -23,14 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.testing import free_port
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 HOST = "localhost"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, seconds: float, what: str) -> None:

@@ -53,11 +53,11 @@ from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.html import write_report
 from gateway.reporting.period import summarize
-from gateway.rpc.background import BackgroundGateway
 from gateway.service.provision import ensure_principals
 from gateway.store import db
 from gateway.store.models import OutboxRow
 from gateway.store.repository import Store
+from gateway.testing import BackgroundGateway
 
 #: Longest wait for the deliveries of one step (seconds).
 DELIVERY_TIMEOUT = 120.0

@@ -1,5 +1,6 @@
 """A real gateway (grpc.aio server, relay, RabbitMQ) per test module, on SQLite
-and on PostgreSQL, with the five principals registered."""
+and on PostgreSQL, with the five principals registered — built by the harness
+(``gateway.testing``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import bootstrap
 from gateway.client import AgencyClient
-from gateway.client.keys import gateway_keys
 from gateway.config import Settings
-from gateway.rpc.background import BackgroundGateway
-from gateway.service.provision import ensure_principals
+from gateway.testing import BackgroundGateway, register_principals
 
 
 @dataclass
@@ -32,13 +30,7 @@ class Running:
 
     def client(self, agency: str, key: Ed25519PrivateKey | None = None) -> AgencyClient:
         """A client of ``agency`` that checks the gateway's signature of every delivery."""
-        return AgencyClient.connect(
-            self.target,
-            agency=agency,
-            key=key or self.keys[agency],
-            gateway_id=self.settings.gateway_id,
-            gateway_keys=gateway_keys(self.settings),
-        )
+        return self.background.client(agency, key or self.keys[agency])
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +41,7 @@ def gateway_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def running(gateway_settings: Settings) -> Iterator[Running]:
-    store = bootstrap.open_store(gateway_settings)
-    keys = ensure_principals(gateway_settings, store, bootstrap.load_policy(gateway_settings))
-    store.engine.dispose()
+    keys = register_principals(gateway_settings)
     with BackgroundGateway(gateway_settings) as background:
         yield Running(background, keys)
 

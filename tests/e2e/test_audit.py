@@ -25,8 +25,9 @@ from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import audit_pb2, audit_pb2_grpc, envelope_pb2
+from gateway.testing import enrolment, referral, resident_id, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit
+from tests.helpers import enrolled, receive_mids
 
 Clients = Callable[[str], AgencyClient]
 

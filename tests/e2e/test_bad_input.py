@@ -25,8 +25,9 @@ from gateway.security import generate_private_key, issue_token, kid_for, public_
 from gateway.service import provision
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
+from gateway.testing import enrolment, resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, resident_id
+from tests.helpers import receive_mids
 
 LIMIT = 64 * 1024
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.config import Settings
+from gateway.testing import enrolment
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -10,25 +10,19 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from gateway import bootstrap
 from gateway.client import AgencyClient, build_envelope
-from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
-from gateway.service.provision import ensure_principals
-from tests.e2e.processes import GatewayProcess
-from tests.helpers import enrolment, receive_mids
+from gateway.testing import GatewayProcess, enrolment, register_principals
+from tests.helpers import receive_mids
 
 MESSAGES = 400
 
 
 @pytest.fixture(scope="module")
 def keys(settings: Settings) -> dict:
-    store = bootstrap.open_store(settings)
-    keys = ensure_principals(settings, store, bootstrap.load_policy(settings))
-    store.engine.dispose()
-    return keys
+    return register_principals(settings)
 
 
 @pytest.fixture
@@ -39,11 +33,9 @@ def gateway(settings: Settings) -> Iterator[GatewayProcess]:
     process.stop()
 
 
-def _reader(settings: Settings, gateway: GatewayProcess, keys: dict) -> AgencyClient:
+def _reader(gateway: GatewayProcess, keys: dict) -> AgencyClient:
     """The police, checking the gateway's signature of every delivery."""
-    return AgencyClient.connect(
-        gateway.target, agency="police", key=keys["police"], gateway_keys=gateway_keys(settings)
-    )
+    return gateway.client("police", keys["police"])
 
 
 class Load:
@@ -85,7 +77,7 @@ def _resubmit_until_receipted(
 
 
 def test_kill_9_under_load_delivers_every_receipted_message(
-    settings: Settings, keys: dict, gateway: GatewayProcess
+    keys: dict, gateway: GatewayProcess
 ) -> None:
     envelopes = [
         build_envelope("judicial", keys["judicial"], kinds.ROSTER_CHANGE, enrolment())
@@ -102,7 +94,7 @@ def test_kill_9_under_load_delivers_every_receipted_message(
     assert receipted_before, "the kill came before any receipt"
 
     gateway.start()
-    police = _reader(settings, gateway, keys)
+    police = _reader(gateway, keys)
     delivered = receive_mids(police, receipted_before, timeout=60)
     # Everything receipted is delivered; anything else delivered was committed
     # before the kill, its receipt lost with the connection: a retry returns it.

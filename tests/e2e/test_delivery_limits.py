@@ -16,8 +16,9 @@ from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.domain import kinds
+from gateway.testing import enrolment, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, enrolment, receive_mids, verification_hit
+from tests.helpers import enrolled, receive_mids
 
 DELIVERY_LIMIT = 2
 

@@ -20,8 +20,9 @@ from gateway.client import AgencyClient
 from gateway.client.connectors import Outgoing
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.testing import referral, resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import receive_mids, referral, resident_id
+from tests.helpers import receive_mids
 
 ERIC = resident_id("610305")  # drug-related
 FRANK = resident_id("610305")  # drug-related

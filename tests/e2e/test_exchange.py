@@ -15,8 +15,9 @@ from gateway.client import AgencyClient
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import exchange_pb2
 from gateway.security import verify_gateway
+from gateway.testing import enrolment, referral, resident_id, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, enrolment, receive_mids, referral, resident_id, verification_hit
+from tests.helpers import enrolled, receive_mids
 
 Clients = Callable[[str], AgencyClient]
 ACKNOWLEDGED = exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED

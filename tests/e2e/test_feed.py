@@ -20,8 +20,9 @@ from gateway.domain import kinds
 from gateway.domain.routing import SIGNATURE_HEADER
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.security import verify_gateway
+from gateway.testing import enrolment, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, enrolment, verification_hit
+from tests.helpers import enrolled
 
 Clients = Callable[[str], AgencyClient]
 

@@ -14,8 +14,8 @@ from gateway.client import build_envelope
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import issue_token, kid_for, public_raw
+from gateway.testing import enrolment
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment
 
 DOCUMENTED = {
     grpc.StatusCode.OK,

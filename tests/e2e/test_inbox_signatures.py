@@ -23,8 +23,8 @@ from gateway.domain import kinds
 from gateway.domain.routing import sha256_hex
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.security import generate_private_key, kid_for, public_raw, sign_gateway
+from gateway.testing import enrolment
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment
 
 DELIVERY_LIMIT = 1
 

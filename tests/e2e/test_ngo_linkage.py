@@ -21,8 +21,9 @@ from gateway.client import AgencyClient
 from gateway.client.connectors import Outgoing
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.testing import enrolment, referral, resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, referral, resident_id
+from tests.helpers import receive_mids
 
 ALICE = resident_id("610302")  # referred, then released
 BOB = resident_id("610303")  # referred

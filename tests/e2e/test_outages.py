@@ -10,21 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import pika
 import pytest
-from grpc_health.v1 import health_pb2
 
-from gateway import bootstrap
-from gateway.broker import topology
 from gateway.client import AgencyClient, build_envelope
-from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
-from gateway.service.provision import ensure_principals
+from gateway.testing import (
+    NOT_SERVING,
+    GatewayProcess,
+    delete_broker_names,
+    enrolment,
+    register_principals,
+    wait_health,
+)
 from tests.conftest import AMQP_URL, PRINCIPALS
-from tests.e2e.processes import GatewayProcess, wait_health
 from tests.e2e.test_crash import MESSAGES, Load, _resubmit_until_receipted
-from tests.helpers import enrolment, receive_mids
+from tests.helpers import receive_mids
 from tests.services import PostgresServer, RabbitNode, own_postgres, own_rabbitmq
 
 
@@ -46,18 +47,14 @@ def _settings(base: Path, database_url: str, amqp_url: str) -> Settings:
 
 
 def _started(settings: Settings) -> tuple[GatewayProcess, dict]:
-    store = bootstrap.open_store(settings)
-    keys = ensure_principals(settings, store, bootstrap.load_policy(settings))
-    store.engine.dispose()
+    keys = register_principals(settings)
     process = GatewayProcess(settings)
     process.start()
     return process, keys
 
 
-def _police(settings: Settings, gateway: GatewayProcess, keys: dict) -> AgencyClient:
-    return AgencyClient.connect(
-        gateway.target, agency="police", key=keys["police"], gateway_keys=gateway_keys(settings)
-    )
+def _police(gateway: GatewayProcess, keys: dict) -> AgencyClient:
+    return gateway.client("police", keys["police"])
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +87,7 @@ def test_broker_restart_under_load_loses_nothing(services_dir: Path, rabbit: Rab
             rabbit.start_app()
         load.thread.join(120)
         _resubmit_until_receipted(judicial, envelopes, load.receipts)
-        police = _police(settings, gateway, keys)
+        police = _police(gateway, keys)
         delivered = receive_mids(police, {e.mid for e in envelopes}, timeout=120)
         assert {e.mid for e in envelopes} <= set(delivered)
         police.close()
@@ -112,20 +109,15 @@ def test_database_outage_is_unavailable_then_recovers_by_itself(
             with pytest.raises(grpc.RpcError) as caught:
                 judicial.submit(kinds.ROSTER_CHANGE, enrolment(), max_attempts=1)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-            wait_health(gateway.target, health_pb2.HealthCheckResponse.NOT_SERVING, timeout=30)
+            wait_health(gateway.target, 30, want=NOT_SERVING)
         finally:
             postgres.start()
-        wait_health(gateway.target, health_pb2.HealthCheckResponse.SERVING, timeout=60)
+        wait_health(gateway.target, 60)
         after = judicial.submit(kinds.ROSTER_CHANGE, enrolment())
-        police = _police(settings, gateway, keys)
+        police = _police(gateway, keys)
         assert {before.mid, after.mid} <= set(receive_mids(police, [before.mid, after.mid]))
         police.close()
     finally:
         judicial.close()
         gateway.stop()
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        try:
-            names = topology.Names(settings.broker_prefix)
-            topology.delete(connection.channel(), names, PRINCIPALS)
-        finally:
-            connection.close()
+        delete_broker_names(AMQP_URL, settings.broker_prefix, PRINCIPALS)

@@ -22,8 +22,8 @@ from gateway.client.connectors import CHINA_TIME
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.testing import enrolment, resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, resident_id
 
 ROAMER = resident_id("610302")  # A: checked in Xi'an without leave
 TRAVELLER = resident_id("610303")  # B: on approved leave

@@ -22,8 +22,8 @@ from gateway.client import AgencyClient
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.testing import resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import resident_id
 
 PERSON = resident_id("610303")
 # Dates a day back: the gateway refuses dates after its own (UTC) today.

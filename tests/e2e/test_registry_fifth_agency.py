@@ -31,9 +31,10 @@ from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
 from gateway.domain.policy import Policy
 from gateway.domain.views import ViewContext
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.testing import enrolment, resident_id
 from tests.conftest import AMQP_URL
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, resident_id
+from tests.helpers import receive_mids
 
 COURTS = "courts"
 COURT_RULING = "court.ruling"

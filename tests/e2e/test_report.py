@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.config import Settings
+from gateway.testing import enrolment, referral, resident_id, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolment, receive_mids, referral, resident_id, verification_hit
+from tests.helpers import receive_mids
 
 
 def _run(settings: Settings, *args: str) -> click.testing.Result:

@@ -16,13 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import bootstrap
 from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.domain import kinds
-from gateway.rpc.background import BackgroundGateway
-from gateway.service.provision import ensure_principals
-from tests.helpers import enrolment
+from gateway.testing import BackgroundGateway, enrolment, register_principals
 
 
 @dataclass
@@ -111,9 +108,7 @@ def mtls(
         tls_key=str(folder / "server.key"),
         client_ca=str(folder / "ca.pem"),
     )
-    store = bootstrap.open_store(tls)
-    keys = ensure_principals(tls, store, bootstrap.load_policy(tls))
-    store.engine.dispose()
+    keys = register_principals(tls)
     with BackgroundGateway(tls, credentials=_credentials(pki, "judicial")) as running:
         yield running, keys
 

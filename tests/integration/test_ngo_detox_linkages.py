@@ -4,7 +4,7 @@ what each partner receives, and the rules for the service records it sends."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,7 +20,7 @@ from gateway.domain.views import age_band
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.service.provision import ensure_principals
-from tests.helpers import enrolment, referral, resident_id
+from gateway.testing import enrolment, referral, resident_id, service_record
 
 PARTNERS = {"ngo": False, "detox": True}  # principal: drug_related of its referrals
 
@@ -63,21 +63,6 @@ def referred(submit: Submit, gateway: Gateway, partner: str, person: str) -> str
     view = deliveries(gateway, submit("judicial", kinds.SERVICE_REFERRAL, message))[partner]
     assert isinstance(view, pb.ServiceReferral)
     return view.subject.pseudonym
-
-
-def record(*pseudonyms: str, group: bool = False, record_id: str = "") -> pb.ServiceRecord:
-    return pb.ServiceRecord(
-        record_id=record_id or f"SR-{resident_id()[-8:]}",
-        unit_code="610303",
-        service_type=pb.SERVICE_TYPE_COUNSELLING,
-        event_kind=pb.EVENT_KIND_GROUP if group else pb.EVENT_KIND_INDIVIDUAL,
-        service_date=(date.today() - timedelta(days=1)).isoformat(),
-        duration_minutes=90,
-        subject_pseudonyms=list(pseudonyms),
-        attendance=len(pseudonyms) + 5 if group else 1,
-        outcome=pb.SERVICE_OUTCOME_COMPLETED,
-        provider="李老师",
-    )
 
 
 # --- referrals --------------------------------------------------------------------------
@@ -138,7 +123,7 @@ def test_the_bureau_receives_a_group_record_with_people_resolved(
 ) -> None:
     people = [resident_id(), resident_id()]
     pseudonyms = [referred(submit, gateway, partner, person) for person in people]
-    sent = record(*pseudonyms, group=True)
+    sent = service_record(*pseudonyms, group=True)
     receipt = submit(partner, kinds.SERVICE_RECORD, sent)
     assert list(receipt.recipients) == ["judicial"]
     view = deliveries(gateway, receipt)["judicial"]
@@ -161,7 +146,7 @@ def test_a_record_naming_a_pseudonym_never_issued_to_the_sender_is_not_found(
         submit(
             partner,
             kinds.SERVICE_RECORD,
-            record(mine, theirs, "P-AAAAAAAAAAAAAAAAAAAA", group=True),
+            service_record(mine, theirs, "P-AAAAAAAAAAAAAAAAAAAA", group=True),
         )
     assert raised.value.reason == "UNKNOWN_PSEUDONYM"
     assert [v.field for v in raised.value.violations] == [
@@ -173,9 +158,9 @@ def test_a_record_naming_a_pseudonym_never_issued_to_the_sender_is_not_found(
 @pytest.mark.parametrize("partner", PARTNERS)
 def test_a_record_id_is_submitted_once(partner: str, submit: Submit, gateway: Gateway) -> None:
     pseudonym = referred(submit, gateway, partner, resident_id())
-    first = record(pseudonym)
+    first = service_record(pseudonym)
     submit(partner, kinds.SERVICE_RECORD, first)
     with pytest.raises(Conflict) as raised:
-        submit(partner, kinds.SERVICE_RECORD, record(pseudonym, record_id=first.record_id))
+        submit(partner, kinds.SERVICE_RECORD, service_record(pseudonym, record_id=first.record_id))
     assert raised.value.reason == "RECORD_EXISTS"
     assert [v.field for v in raised.value.violations] == ["payload.record_id"]

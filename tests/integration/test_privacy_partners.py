@@ -37,7 +37,7 @@ from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.service import lookups
 from gateway.service.alerts import GATEWAY_PRINCIPAL
 from gateway.service.provision import ensure_principals
-from tests.helpers import resident_id
+from gateway.testing import resident_id
 
 PARTNERS = ("ngo", "detox")
 PERSON = resident_id(birth=date(1988, 8, 8))

@@ -40,7 +40,7 @@ from gateway.domain import kinds
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
-from tests.helpers import resident_id
+from gateway.testing import resident_id
 from tests.unit.exchange_fakes import FakeAgency, FakeExchange
 
 PERSON = resident_id()

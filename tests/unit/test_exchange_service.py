@@ -34,7 +34,7 @@ from gateway.service.exchange import ExchangeService
 from gateway.service.provision import ensure_principals
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
-from tests.helpers import enrolment
+from gateway.testing import enrolment
 
 START = 1_790_000_000.0
 

@@ -29,6 +29,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "gateway.demo",
         "gateway.reporting",
         "gateway.bootstrap",
+        "gateway.testing",
     ),
     "gateway/store": (
         "pika",
@@ -41,6 +42,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "gateway.client",
         "gateway.demo",
         "gateway.bootstrap",
+        "gateway.testing",
     ),
     "gateway/audit": (
         "pika",
@@ -50,6 +52,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "gateway.cli",
         "gateway.client",
         "gateway.demo",
+        "gateway.testing",
     ),
     "gateway/broker": (
         "sqlalchemy",
@@ -59,6 +62,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "gateway.rpc",
         "gateway.cli",
         "gateway.demo",
+        "gateway.testing",
     ),
     "gateway/service": (
         "pika",
@@ -69,7 +73,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "gateway.client",
         "gateway.demo",
         "gateway.bootstrap",
+        "gateway.testing",
     ),
+    # The harness runs the server; neither the server nor the agency side uses it.
+    "gateway/rpc": ("gateway.testing",),
+    "gateway/client": ("gateway.testing",),
     "gateway": ("adapters",),  # the core finds adapters through the registry
 }
 

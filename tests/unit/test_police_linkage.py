@@ -19,7 +19,7 @@ from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.store.linkage_state import StoredLinkageContext, flush
 from gateway.store.models import Base
-from tests.helpers import enrolment, resident_id
+from gateway.testing import enrolment, resident_id
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 XIAN = "610113"  # 西安市雁塔区, outside Baoji

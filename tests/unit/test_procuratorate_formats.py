@@ -10,7 +10,7 @@ from gateway.client.connectors import FieldError, Outgoing, Row
 from gateway.domain import kinds
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
-from tests.helpers import resident_id
+from gateway.testing import resident_id
 
 PERSON = resident_id()
 FINDING_ROW = {

@@ -1,4 +1,4 @@
-"""Run a whole gateway in a background thread (the demo and the e2e tests)."""
+"""A whole gateway in a thread of this process (the demo and the e2e tests)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from dataclasses import replace
 from types import TracebackType
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import bootstrap
 from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway
+from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.rpc.server import serve
+from gateway.testing.health import wait_health
+from gateway.testing.resources import agency_client
 
 
 class BackgroundGateway:
@@ -73,21 +76,12 @@ class BackgroundGateway:
         self._thread.start()
         if not self._started.wait(self.ready_timeout) or self._error:
             raise RuntimeError(f"gateway did not start: {self._error!r}")
-        self.wait_serving(self.ready_timeout)
+        wait_health(self.target, self.ready_timeout, credentials=self.credentials)
         return self
 
-    def wait_serving(self, timeout: float) -> None:
-        """Block until the health service reports SERVING."""
-        channel = (
-            grpc.secure_channel(self.target, self.credentials)
-            if self.credentials
-            else grpc.insecure_channel(self.target)
-        )
-        with channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            for response in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):
-                if response.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
+    def client(self, agency: str, key: Ed25519PrivateKey) -> AgencyClient:
+        """A client of ``agency`` that checks the gateway's signature of every delivery."""
+        return agency_client(self.target, self.settings, agency, key, self.credentials)
 
     def stop(self) -> None:
         if self._loop and self._stopping and not self._loop.is_closed():
