@@ -24,18 +24,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from gateway.audit import bundle, log, tree
 from gateway.audit.checkpoints import audit_signer, make_checkpoint
 from gateway.config import Settings
 from gateway.domain.events import AuditEvent
 from gateway.store import db
 from gateway.store.repository import Store
+from gateway.testing import LOCAL_POSTGRES_URL, postgres_schema
 
-POSTGRES_URL = os.environ.get(
-    "SILIAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("SILIAN_TEST_POSTGRES_URL", LOCAL_POSTGRES_URL)
 
 
 @contextmanager
@@ -47,19 +44,13 @@ def database(kind: str, directory: Path) -> Iterator[Store]:
         yield Store(engine)
         engine.dispose()
         return
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = db.make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    try:
-        db.upgrade(engine)
-        yield Store(engine)
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(POSTGRES_URL, "bench") as url:
+        engine = db.make_engine(url)
+        try:
+            db.upgrade(engine)
+            yield Store(engine)
+        finally:
+            engine.dispose()
 
 
 def events(count: int) -> list[AuditEvent]:

@@ -25,31 +25,10 @@ from gateway import bootstrap, logs
 from gateway.client import build_envelope
 from gateway.config import Settings
 from gateway.domain import kinds, validation
-from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security import jws
 from gateway.service import lookups as routing_lookups
 from gateway.service.provision import ensure_principals
-
-
-def _enrolment(number: int) -> pb.RosterChange:
-    first17 = f"61030219850615{number % 500 * 2 + 1:03d}"
-    today = datetime.now(UTC).date().isoformat()
-    return pb.RosterChange(
-        change_id=f"RC-{number}",
-        change_type=pb.ROSTER_CHANGE_TYPE_ENROLMENT,
-        subject=pb.Subject(
-            resident_id=first17 + validation.check_character(first17),
-            name="王某",
-            gender=pb.GENDER_MALE,
-        ),
-        unit_code="610302",
-        category=pb.CORRECTION_CATEGORY_PROBATION,
-        supervision_level=pb.SUPERVISION_LEVEL_ORDINARY,
-        effective_date=today,
-        term_start_date=today,
-        term_end_date="2099-01-01",
-        offence="盗窃罪",
-    )
+from gateway.testing import Payloads
 
 
 def _per_call(fn: Callable[[], object], number: int) -> float:
@@ -66,7 +45,8 @@ def main() -> None:
     gateway = bootstrap.build(settings)
     service = gateway.service
     key = ensure_principals(settings, gateway.store, gateway.policy)["judicial"]
-    envelope = build_envelope("judicial", key, kinds.ROSTER_CHANGE, _enrolment(0))
+    payloads = Payloads()
+    envelope = build_envelope("judicial", key, kinds.ROSTER_CHANGE, payloads.enrolment())
     message = kinds.decode(envelope.kind, envelope.payload)
     now = datetime.now(UTC)
     lookups = routing_lookups.of_store(gateway.store, service.referrals)
@@ -93,8 +73,8 @@ def main() -> None:
         print(f"{name:<36} {_per_call(fn, 500):8.1f} µs")
     service.committer.close()
     envelopes = [
-        build_envelope("judicial", key, kinds.ROSTER_CHANGE, _enrolment(n))
-        for n in range(1, args.messages + 1)
+        build_envelope("judicial", key, kinds.ROSTER_CHANGE, payloads.enrolment())
+        for _ in range(args.messages)
     ]
     pending = [service.prepare(e, "judicial") for e in envelopes]
     start = time.perf_counter()
