@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker import Names, OutboxRelay, blocking_publish_one
 from gateway.domain.errors import Unavailable
+from gateway.testing import free_port
 from tests.integration.broker_fixtures import (
     WAIT_SECONDS,
     FakeOutbox,
@@ -219,9 +219,7 @@ def test_run_publishes_at_once_when_woken(
 def test_unreachable_broker_raises_unavailable_and_marks_nothing(
     broker_names: Names, outbox: FakeOutbox
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     item = outbox.add("inbox", "police")
     relay = OutboxRelay(f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F", broker_names, outbox)
 
