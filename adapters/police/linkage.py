@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from adapters.police import AGENCY, validation
 from adapters.police.labels import CHECK_TYPES
 from adapters.police.roster import Supervised
-from gateway.client.connectors.fields import CHINA_TIME
+from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.errors import FieldViolation, NotFound
 from gateway.domain.kinds import ROSTER_CHANGE, VERIFICATION_RESULT
 from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
@@ -82,7 +82,7 @@ class PoliceLinkage:
         return [_state_key(subject_key, subject.resident_id)]
 
     def sweep(self, ctx: LinkageContext) -> list[AlertDraft]:
-        today = ctx.now.astimezone(CHINA_TIME).date()
+        today = ctx.today
         drafts = []
         for key, value in ctx.items(_PREFIX):
             person = Supervised.from_state(value)
@@ -121,7 +121,7 @@ def _track(change: pb.RosterChange, accepted: Accepted, ctx: LinkageContext) -> 
 
 
 def _check(result: pb.VerificationResult, mid: str, ctx: LinkageContext) -> list[AlertDraft]:
-    observed_at = result.observed_at.ToDatetime(tzinfo=CHINA_TIME)
+    observed_at = result.observed_at.ToDatetime(tzinfo=BUREAU_TIME)
     day = observed_at.date()
     key = _state_key(ctx.subject_key, result.subject.resident_id)
     value = ctx.get(key)
@@ -167,7 +167,7 @@ def _alert(
 
 
 def _hit_text(result: pb.VerificationResult) -> str:
-    observed = result.observed_at.ToDatetime(tzinfo=CHINA_TIME).strftime("%Y-%m-%d %H:%M")
+    observed = result.observed_at.ToDatetime(tzinfo=BUREAU_TIME).strftime("%Y-%m-%d %H:%M")
     text = f"{CHECK_TYPES.label(result.check_type)} hit at {observed}"
     if result.place:
         text += f", {result.place}"
@@ -222,7 +222,7 @@ def _device_separation(
 
 def _silence_alert(person: Supervised, since: datetime, evidence: str, now: datetime) -> AlertDraft:
     days = (now - since).days
-    since_text = since.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
+    since_text = since.astimezone(BUREAU_TIME).strftime("%Y-%m-%d %H:%M")
     return _alert(
         pb.ALERT_TYPE_POSSIBLE_ABSCONDING,
         pb.SEVERITY_HIGH,

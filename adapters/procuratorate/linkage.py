@@ -17,7 +17,6 @@ from collections.abc import Callable
 from adapters.procuratorate import AGENCY, validation
 from adapters.procuratorate.findings import Finding, Step, repeated_finding, unknown_finding
 from adapters.procuratorate.labels import FINDING_CATEGORIES
-from gateway.client.connectors.fields import CHINA_TIME
 from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
 from gateway.domain.linkage import Accepted, AlertDraft, LinkageContext
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -55,7 +54,7 @@ class ProcuratorateLinkage:
         return []
 
     def sweep(self, ctx: LinkageContext) -> list[AlertDraft]:
-        today = ctx.now.astimezone(CHINA_TIME).date()
+        today = ctx.today
         drafts = []
         for key, value in ctx.items(_PREFIX):
             finding = Finding.from_state(value)

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from google.protobuf.message import Message
 
-from gateway.domain import kinds
+from gateway.domain import calendar, kinds
+from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.units import Units
 from gateway.domain.validation import check_character
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -194,7 +195,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.units = units
         self.days = days
-        self.last_day = today or datetime.now(UTC).date()
+        self.last_day = today or calendar.today()
         self.first_day = self.last_day - timedelta(days=days - 1)
         self.scale = days / 365 * people / REFERENCE_PEOPLE
         weights = {code: self.rng.uniform(0.5, 1.5) for code in units.codes()}
@@ -252,7 +253,8 @@ class Simulation:
         return self.first_day + timedelta(days=day)
 
     def _moment(self, day: int) -> datetime:
-        at = datetime.combine(self.date_of(day), time(self.rng.randrange(7, 23)), UTC)
+        # office hours in Baoji, on the bureau's calendar
+        at = datetime.combine(self.date_of(day), time(self.rng.randrange(7, 23)), BUREAU_TIME)
         at += timedelta(minutes=self.rng.randrange(60))
         return min(at, datetime.now(UTC) - timedelta(minutes=1))
 

@@ -62,7 +62,7 @@ class LinkageContext(Protocol):
 
     @property
     def today(self) -> date:
-        """The UTC date of ``now``."""
+        """The date of ``now`` on the bureau's calendar (``gateway.domain.calendar``)."""
         ...
 
     def get(self, key: str) -> dict[str, Any] | None:

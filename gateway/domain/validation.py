@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.domain import kinds
+from gateway.domain.calendar import local_date
 from gateway.domain.errors import FieldViolation
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -326,7 +327,7 @@ class Check:
         moment = _timestamp_datetime(value)
         if moment is None:
             self.fail(path, "is not a valid timestamp")
-        elif not_future and moment.date() > self.context.today:
+        elif not_future and local_date(moment) > self.context.today:
             self.fail(path, f"{moment.isoformat()} is in the future")
 
     def unit(self, path: str = "unit_code") -> None:

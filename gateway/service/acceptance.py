@@ -6,10 +6,11 @@ the linkages' time-driven rules."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy.orm import Session
 
+from gateway.domain.calendar import BUREAU_TIME, local_date
 from gateway.domain.errors import GatewayError
 from gateway.domain.events import AuditEvent
 from gateway.domain.linkage import AlertDraft, Linkages
@@ -40,7 +41,9 @@ class Acceptance:
         subject_key: Callable[[str], str],
         linkages: Linkages,
         on_commit: Callable[[Sequence[NewMessage]], None],
+        zone: tzinfo = BUREAU_TIME,
     ) -> None:
+        self._zone = zone
         self._policy = policy
         self._units = units
         self._signer = signer
@@ -104,6 +107,7 @@ class Acceptance:
             now=now,
             batch=batch,
             overlay=overlay,
+            zone=self._zone,
         )
 
     def _alert(self, session: Session, draft: AlertDraft, raised_at: datetime) -> Pending:
@@ -114,4 +118,5 @@ class Acceptance:
             router=self._router,
             lookups=lookups.in_session(session),
             subject_key=self._subject_key,
+            today=local_date(raised_at, self._zone),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from gateway.domain import events, kinds
 from gateway.domain.events import AuditEvent
@@ -45,6 +45,7 @@ def raise_alert(
     router: Router,
     lookups: Lookups,
     subject_key: Callable[[str], str],
+    today: date,
 ) -> Pending:
     """A signed alert message from the gateway principal, routed by policy,
     with an ``alert.raised`` entry naming its type and evidence."""
@@ -61,7 +62,7 @@ def raise_alert(
         ),
     )
     digest = sha256_hex(payload)
-    routing = router.route(envelope, alert, digest, raised_at, raised_at.date(), lookups)
+    routing = router.route(envelope, alert, digest, raised_at, today, lookups)
     pending = pending_for(envelope, alert, digest, raised_at, routing, signer.kid, subject_key)
     pending.events.append(
         AuditEvent(

@@ -17,6 +17,7 @@ import structlog
 from gateway.audit import log as audit_log
 from gateway.config import Settings
 from gateway.domain import events, kinds, validation
+from gateway.domain.calendar import local_date
 from gateway.domain.errors import (
     Conflict,
     FieldViolation,
@@ -101,6 +102,7 @@ class ExchangeService:
             subject_key=subject_key,
             linkages=self.linkages,
             on_commit=committed,
+            zone=self.zone,
         )
         self.committer = GroupCommitter(store, self.acceptance, max_batch=commit_batch)
         self.deliveries = DeliveryRecorder(store, self.committer)
@@ -228,10 +230,7 @@ class ExchangeService:
         # retry saves.
         digest = sha256_hex(envelope.payload)
         message = kinds.decode(envelope.kind, envelope.payload)
-        # "Today" for validation is the bureau's calendar day, not UTC's: between
-        # 00:00 and 08:00 in Baoji, UTC would still be on yesterday and refuse
-        # today's dates as "in the future".
-        today = datetime.fromtimestamp(now, self.zone).date()
+        today = local_date(datetime.fromtimestamp(now, UTC), self.zone)
         violations = validation.validate(envelope.kind, message, units=self.units, today=today)
         if violations:
             raise InvalidMessage(

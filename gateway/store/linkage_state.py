@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from gateway.domain.calendar import BUREAU_TIME, local_date
 from gateway.domain.units import Units
 from gateway.store.models import LinkageState
 from gateway.store.repository import Store
@@ -76,8 +77,11 @@ class StoredLinkageContext:
         now: datetime,
         batch: BatchState | None = None,
         overlay: Staged | None = None,
+        zone: tzinfo = BUREAU_TIME,
     ) -> None:
         self._session = session
+        #: The bureau's calendar: ``today`` is its date of ``now``.
+        self.zone = zone
         self.linkage = linkage
         self.subject_key = subject_key
         self.units = units
@@ -88,7 +92,7 @@ class StoredLinkageContext:
 
     @property
     def today(self) -> date:
-        return self.now.astimezone(UTC).date()
+        return local_date(self.now, self.zone)
 
     def get(self, key: str) -> dict[str, Any] | None:
         name = (self.linkage, key)

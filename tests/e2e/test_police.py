@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.client import AgencyClient
-from gateway.client.connectors import CHINA_TIME
 from gateway.domain import kinds
+from gateway.domain.calendar import BUREAU_TIME
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.testing import enrolment, resident_id
@@ -42,7 +42,7 @@ def cli(running: Running, *args: str) -> click.testing.Result:
 
 
 def _ago(hours: float) -> str:
-    return (datetime.now(CHINA_TIME) - timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
+    return (datetime.now(BUREAU_TIME) - timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _bad_check_character(rid: str) -> str:
@@ -67,7 +67,7 @@ def _by_type(deliveries: list[envelope_pb2.Delivery]) -> dict[int, pb.Alert]:
 def bureau(running: Running) -> Iterator[AgencyClient]:
     """The bureau enrols A and B, grants B leave around today, asks for a check of A."""
     judicial = running.client("judicial")
-    today = datetime.now(CHINA_TIME).date()
+    today = datetime.now(BUREAU_TIME).date()
     judicial.submit(kinds.ROSTER_CHANGE, enrolment(ROAMER, "610302"))
     judicial.submit(kinds.ROSTER_CHANGE, enrolment(TRAVELLER, "610303"))
     judicial.submit(

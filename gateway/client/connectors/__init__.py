@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from gateway.client.connectors.commands import connector_commands
 from gateway.client.connectors.exports import ExportFormat, ExportSummary, export_inbox
-from gateway.client.connectors.fields import CHINA_TIME, Cells, FieldError, local_text
+from gateway.client.connectors.fields import Cells, FieldError, local_text
 from gateway.client.connectors.files import (
     Column,
     FileProblem,
@@ -37,7 +37,6 @@ from gateway.client.connectors.labels import Labels
 from gateway.client.connectors.watch import watch
 
 __all__ = [
-    "CHINA_TIME",
     "Cells",
     "Column",
     "ExportFormat",

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import TypeVar
 
 from gateway.client.connectors.files import Row
 from gateway.client.connectors.labels import Labels
+from gateway.domain.calendar import BUREAU_TIME, today
 from gateway.domain.units import Units
 from gateway.domain.validation import canonical_resident_id, resident_id_problem
-
-#: China Standard Time (北京时间), the zone of every agency's records.
-CHINA_TIME = timezone(timedelta(hours=8), "CST")
 
 _DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
@@ -108,7 +106,7 @@ class Cells:
         return [self._resident_id(field_name, value) for value in self.items(field_name)]
 
     def _resident_id(self, field_name: str, value: str) -> str:
-        problem = resident_id_problem(value, today=datetime.now(CHINA_TIME).date())
+        problem = resident_id_problem(value, today=today())
         if problem:
             self.fail(field_name, f"{value} is not a valid resident ID: {problem}")
         return canonical_resident_id(value)
@@ -160,7 +158,7 @@ def parse_moment(value: str) -> tuple[datetime | None, str]:
     """(UTC datetime, "") or (None, the reason ``value`` is not a date and time)."""
     text = value.strip().replace("T", " ")
     offset = _OFFSET.search(text)
-    zone: timezone = CHINA_TIME
+    zone: tzinfo = BUREAU_TIME  # times without an offset are Beijing time
     if offset:
         zone = _zone(offset.group(1))
         text = text[: offset.start()].strip()
@@ -187,4 +185,4 @@ def _zone(text: str) -> timezone:
 
 def local_text(moment: datetime) -> str:
     """``moment`` as China Standard Time text, the way agencies' files hold it."""
-    return moment.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(BUREAU_TIME).strftime("%Y-%m-%d %H:%M:%S")
