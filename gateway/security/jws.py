@@ -12,26 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.types import Options
 
 from gateway.domain.errors import FieldViolation, InvalidMessage, Unauthenticated
+from gateway.security import compact
 from gateway.security.keys import ALGORITHM, KeyLookup, KeyRecord, load_public_raw
-
-# PyJWT checks only the signature; the claims are checked here, against the
-# envelope and the caller's clock.
-_SIGNATURE_ONLY: Options = {
-    "verify_signature": True,
-    "require": [],
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-}
 
 _SIGNATURE_FIELD = "envelope.signature"
 _STRING_CLAIMS = ("mid", "kind", "iss", "sha256")
@@ -50,7 +35,7 @@ class MessageClaims:
 
 
 def _compact_jws(key: Ed25519PrivateKey, kid: str, claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
+    return compact.sign(key, kid, claims)
 
 
 def _refuse(reason: str, field: str, message: str) -> InvalidMessage:
@@ -92,6 +77,28 @@ def _shape_problem(header: dict[str, Any], claims: dict[str, Any]) -> str | None
     return None
 
 
+def _parse(signature: str) -> tuple[MessageClaims, compact.Parsed]:
+    try:
+        parsed = compact.parse(signature)
+    except compact.MalformedJws as exc:
+        raise _refuse("MALFORMED_SIGNATURE", _SIGNATURE_FIELD, f"not a compact JWS: {exc}") from exc
+    header, claims = parsed.header, parsed.claims
+    problem = _shape_problem(header, claims)
+    if problem is not None:
+        raise _refuse("MALFORMED_SIGNATURE", _SIGNATURE_FIELD, problem)
+    return (
+        MessageClaims(
+            mid=claims["mid"],
+            kind=claims["kind"],
+            iss=claims["iss"],
+            iat=claims["iat"],
+            sha256=claims["sha256"],
+            kid=header["kid"],
+        ),
+        parsed,
+    )
+
+
 def unverified_claims(signature: str) -> MessageClaims:
     """Return the claims and kid of `signature` WITHOUT verifying it.
 
@@ -99,22 +106,7 @@ def unverified_claims(signature: str) -> MessageClaims:
     unless it is a compact JWS with alg EdDSA, a string kid, string claims
     mid, kind, iss, sha256 and an integer iat.
     """
-    try:
-        decoded = jwt.decode_complete(signature, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise _refuse("MALFORMED_SIGNATURE", _SIGNATURE_FIELD, f"not a compact JWS: {exc}") from exc
-    header, claims = decoded["header"], decoded["payload"]
-    problem = _shape_problem(header, claims)
-    if problem is not None:
-        raise _refuse("MALFORMED_SIGNATURE", _SIGNATURE_FIELD, problem)
-    return MessageClaims(
-        mid=claims["mid"],
-        kind=claims["kind"],
-        iss=claims["iss"],
-        iat=claims["iat"],
-        sha256=claims["sha256"],
-        kid=header["kid"],
-    )
+    return _parse(signature)[0]
 
 
 def _active_key(keys: KeyLookup, agency: str, kid: str) -> KeyRecord:
@@ -149,7 +141,7 @@ def verify_message(
     REVOKED_KEY, BAD_SIGNATURE (envelope.signature), DIGEST_MISMATCH
     (envelope.payload), IAT_OUT_OF_RANGE (envelope.signature).
     """
-    claims = unverified_claims(signature)
+    claims, parsed = _parse(signature)
     if claims.iss != sender:
         raise _refuse(
             "SENDER_MISMATCH",
@@ -164,17 +156,8 @@ def verify_message(
                 f"signed {name} {signed!r} differs from the envelope's {stated!r}",
             )
     record = _active_key(keys, claims.iss, claims.kid)
-    try:
-        jwt.decode(
-            signature,
-            load_public_raw(record.public),
-            algorithms=[ALGORITHM],
-            options=_SIGNATURE_ONLY,
-        )
-    except jwt.PyJWTError as exc:
-        raise _refuse(
-            "BAD_SIGNATURE", _SIGNATURE_FIELD, f"does not verify with key {claims.kid!r}"
-        ) from exc
+    if not compact.verifies(parsed, load_public_raw(record.public)):
+        raise _refuse("BAD_SIGNATURE", _SIGNATURE_FIELD, f"does not verify with key {claims.kid!r}")
     if claims.sha256 != hashlib.sha256(payload).hexdigest():
         raise _refuse(
             "DIGEST_MISMATCH", "envelope.payload", "the payload is not the one that was signed"
@@ -202,8 +185,9 @@ def verify_gateway(token: str, public: bytes) -> dict[str, Any]:
     time claim is enforced.
     """
     try:
-        return jwt.decode(
-            token, load_public_raw(public), algorithms=[ALGORITHM], options=_SIGNATURE_ONLY
-        )
-    except jwt.PyJWTError as exc:
+        parsed = compact.parse(token)
+    except compact.MalformedJws as exc:
         raise InvalidMessage("BAD_SIGNATURE", f"not signed by the gateway key: {exc}") from exc
+    if not compact.verifies(parsed, load_public_raw(public)):
+        raise InvalidMessage("BAD_SIGNATURE", "not signed by the gateway key: bad signature")
+    return parsed.claims

@@ -25,5 +25,6 @@ def pseudonym(key: bytes, resident_id: str) -> str:
     """
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"a pseudonym key needs at least {MIN_KEY_BYTES} bytes")
-    digest = hmac.new(key, resident_id.upper().encode("utf-8"), hashlib.sha256).digest()
-    return "P-" + base64.b32encode(digest).decode("ascii")[:20]
+    digest = hmac.digest(key, resident_id.upper().encode("utf-8"), hashlib.sha256)
+    # 20 base32 characters encode the first 12.5 bytes; 15 bytes make 24.
+    return "P-" + base64.b32encode(digest[:15]).decode("ascii")[:20]

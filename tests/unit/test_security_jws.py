@@ -112,6 +112,14 @@ def test_signature_carries_the_five_claims_and_no_payload_or_exp() -> None:
     assert jwt.decode(signature, options={"verify_signature": False}) == _claims()
 
 
+def test_pyjwt_verifies_the_gateways_signatures_with_the_public_key() -> None:
+    claims = {"iss": "gateway", "mid": MID, "sub": "police", "iat": NOW}
+    token = sign_gateway(CURRENT, "g1", claims)
+
+    assert jwt.get_unverified_header(token)["kid"] == "g1"
+    assert jwt.decode(token, CURRENT.public_key(), algorithms=["EdDSA"]) == claims
+
+
 def test_unverified_claims_reads_a_signature_without_keys() -> None:
     assert unverified_claims(_sign(NEXT)).kid == _kid(NEXT)
 
@@ -156,6 +164,11 @@ def _foreign_jws(claims: dict[str, Any], header: dict[str, Any], alg: str = "EdD
         pytest.param(_foreign_jws(_claims(iat=str(NOW)), {"kid": "k"}), id="iat-a-string"),
         pytest.param(_foreign_jws(_claims(iat=NOW + 0.5), {"kid": "k"}), id="iat-a-float"),
         pytest.param(_foreign_jws(_claims(iat=True), {"kid": "k"}), id="iat-a-bool"),
+        pytest.param("a.b.c.d", id="four-parts"),
+        pytest.param("e30.e30.!!", id="signature-not-base64url"),
+        pytest.param("WzFd.e30.AA", id="header-a-json-array"),
+        pytest.param("e30.bm90IGpzb24.AA", id="claims-not-json"),
+        pytest.param("e30.e30.AA\u00e9", id="not-ascii"),
     ],
 )
 def test_a_malformed_signature_is_refused(signature: str) -> None:
