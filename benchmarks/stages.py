@@ -18,6 +18,7 @@ throughput harness — the whole system under load — cannot separate.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import tempfile
 import time
@@ -109,7 +110,7 @@ def main() -> None:
     for kind, (sender, sample) in _samples(payloads).items():
         one = build_envelope(sender, keys[sender], kind, sample)
         signatures = len(service.prepare(one, sender).message.outbox)
-        prepare = _per_call(lambda one=one, sender=sender: service.prepare(one, sender))
+        prepare = _per_call(functools.partial(service.prepare, one, sender))
         floor = _floor(signatures)
         print(f"{kind:<22} {prepare:10.1f} {floor:9.1f} {signatures:4d} {prepare / floor:15.2f}×")
 

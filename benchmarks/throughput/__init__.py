@@ -16,25 +16,31 @@ Phases, per database:
 
 1. warm-up: a few unary messages from each agency, all delivered (proves the
    consumer is connected; not measured);
-2. stream: ``--messages`` messages over ``SubmitStream`` from judicial
+2. low: unary at a fixed low rate (``--low-rate``, 50 msg/s, for ``--low-seconds``),
+   open-loop: ``latency_ms`` is send → receipt, ``delivery_latency_ms`` is the
+   sender having the receipt → the recipient having the delivery;
+3. stream: ``--messages`` messages over ``SubmitStream`` from judicial
    (roster.change → police + procuratorate), police (verification.result →
    judicial) and procuratorate (inspection.finding → judicial) on five
    concurrent streams (at most 512 unanswered each): accepted msg/s and
    end-to-end msg/s (first submit → last delivery received by a recipient).
    Sending stops after ``--stream-seconds`` if the gateway is too slow to take
    them all, so that the default run ends in time;
-3. unary at a fixed offered rate (``--rate``, 500 msg/s, for ``--rate-seconds``):
+4. unary at a fixed offered rate (``--rate``, 500 msg/s, for ``--rate-seconds``):
    an open-loop schedule on ``--rate-threads`` client threads; latency counts from
    each message's scheduled send time, so a stall is not hidden (no coordinated
    omission);
-4. unary at maximum throughput, ``--concurrency`` (64) calls in flight
+5. unary at maximum throughput, ``--concurrency`` (64) calls in flight
    (for at most ``--cap-seconds``);
-5. unary below capacity: like 3, offered at ``--below-fraction`` (half) of the
-   rate phase 4 reached, for the latency a client sees when the gateway is
+6. unary below capacity: like 4, offered at ``--below-fraction`` (half) of the
+   rate phase 5 reached, for the latency a client sees when the gateway is
    not saturated;
-6. naive reference: the gateway restarted with SILIAN_COMMIT_BATCH=1,
+7. naive reference: the gateway restarted with SILIAN_COMMIT_BATCH=1,
    SILIAN_RELAY_WINDOW=1, SILIAN_RELAY_BATCH=1 and one unary call at a time;
    the ratio printed is stream e2e msg/s ÷ naive e2e msg/s, within this run.
+
+Every phase reports the gateway's CPU milliseconds per accepted message
+(``gateway_cpu_ms_per_message``: its CPU time over the phase ÷ messages).
 
 ``--soak N`` instead streams N messages (signed on the fly: a soak measures the
 gateway's memory, not the client) and prints the gateway's RSS against the

@@ -326,6 +326,12 @@ class Harness:
             errors=done.get("rejected") or done.get("errors") or {},
             latencies=done.get("latencies", []),
             service=done.get("service", []),
+            delivery_latencies=[
+                self.deliveries.first[k] - self.deliveries.receipted[k]
+                for k in keys
+                if k in self.deliveries.first and k in self.deliveries.receipted
+            ],
+            wall_seconds=wall,
         )
         self.results[spec.phase] = result
         for task in (submitted, delivered):
@@ -397,6 +403,20 @@ class Harness:
             self.phase(LoadSpec("soak", args.soak, "soak", seed=11), progress)
             self.stop_gateway()
             return
+        # Latency at low load: a fixed, modest rate, open-loop, before anything
+        # has filled queues or tables.
+        self.phase(
+            LoadSpec(
+                "low",
+                int(args.low_rate * args.low_seconds),
+                "rate",
+                rate=args.low_rate,
+                threads=4,
+                seed=6,
+                cap_seconds=args.low_seconds * 2,
+            ),
+            progress,
+        )
         self.phase(
             LoadSpec("stream", args.messages, "stream", seed=1, cap_seconds=args.stream_seconds),
             progress,

@@ -131,7 +131,7 @@ class LoadWorker:
         if command[0] != "go":
             raise RuntimeError(f"expected go, got {command[0]!r}")
 
-    def report(self, receipts: list[tuple[str, tuple[str, ...]]]) -> None:
+    def report(self, receipts: list[tuple[str, tuple[str, ...], float]]) -> None:
         if receipts:
             self.send("receipts", receipts)
 
@@ -163,13 +163,15 @@ class LoadWorker:
                         sent += 1
                         yield exchange_pb2.SubmitStreamRequest(envelope=envelope)
 
-                receipts: list[tuple[str, tuple[str, ...]]] = []
+                receipts: list[tuple[str, tuple[str, ...], float]] = []
                 call = stub.SubmitStream(requests(), metadata=self.tokens.metadata(agency))
                 async for response in call:
                     window.release()
                     if response.HasField("receipt"):
                         accepted += 1
-                        receipts.append((response.mid, tuple(response.receipt.recipients)))
+                        receipts.append(
+                            (response.mid, tuple(response.receipt.recipients), time.monotonic())
+                        )
                         if len(receipts) >= 2000:
                             self.report(receipts)
                             receipts = []
@@ -209,7 +211,7 @@ class LoadWorker:
     ) -> dict[str, Any]:
         latencies: list[float] = []
         errors: Counter[str] = Counter()
-        receipts: list[tuple[str, tuple[str, ...]]] = []
+        receipts: list[tuple[str, tuple[str, ...], float]] = []
         work = iter(mixed)
         sent_count = 0
         for agency in SENDERS:
@@ -236,7 +238,9 @@ class LoadWorker:
                         errors[err.code().name] += 1
                         continue
                     latencies.append(time.monotonic() - sent)
-                    receipts.append((envelope.mid, tuple(response.receipt.recipients)))
+                    receipts.append(
+                        (envelope.mid, tuple(response.receipt.recipients), time.monotonic())
+                    )
                     if len(receipts) >= 2000:
                         self.report(receipts)
                         receipts = []
@@ -275,7 +279,7 @@ class LoadWorker:
         service = [math.nan] * len(mixed)
         attempted = [False] * len(mixed)
         errors: Counter[str] = Counter()
-        receipts: list[tuple[str, tuple[str, ...]]] = []
+        receipts: list[tuple[str, tuple[str, ...], float]] = []
         lock = threading.Lock()
         next_index = itertools.count()
         done = threading.Event()
@@ -310,7 +314,9 @@ class LoadWorker:
                 latencies[index] = finished - due
                 service[index] = finished - sent
                 with lock:
-                    receipts.append((envelope.mid, tuple(response.receipt.recipients)))
+                    receipts.append(
+                        (envelope.mid, tuple(response.receipt.recipients), time.monotonic())
+                    )
 
         pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
         for thread in pool:

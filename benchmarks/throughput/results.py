@@ -19,6 +19,7 @@ class Deliveries:
 
     def __init__(self) -> None:
         self.first: dict[bytes, float] = {}  # (mid, recipient) -> first arrival
+        self.receipted: dict[bytes, float] = {}  # (mid, recipient) -> its receipt's arrival
         self.duplicate_of: Counter[bytes] = Counter()
         self.redelivered = 0
         self.senders: Counter[str] = Counter()
@@ -46,12 +47,13 @@ class Deliveries:
         if batch:
             self.last_progress = time.monotonic()
 
-    def expect(self, receipts: list[tuple[str, tuple[str, ...]]]) -> list[bytes]:
+    def expect(self, receipts: list[tuple[str, tuple[str, ...], float]]) -> list[bytes]:
         keys = []
-        for mid, recipients in receipts:
+        for mid, recipients, receipted in receipts:
             for recipient in recipients:
                 key = self.key(mid, RECIPIENTS.index(recipient))
                 keys.append(key)
+                self.receipted[key] = receipted
                 self.expected.add(key)
                 if key not in self.first:
                     self.missing.add(key)
@@ -81,6 +83,16 @@ class PhaseResult:
     errors: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     service: list[float] = field(default_factory=list)
+    #: Per delivery: the recipient had it this long after the sender had the receipt.
+    delivery_latencies: list[float] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def gateway_cpu_ms_per_message(self) -> float:
+        """The gateway's CPU time over the phase divided by the messages accepted."""
+        if not self.accepted:
+            return math.nan
+        return self.cpu.get("gateway", 0.0) / 100 * self.wall_seconds / self.accepted * 1000
 
     @property
     def accept_rate(self) -> float:
@@ -125,6 +137,13 @@ class PhaseResult:
             out["latency_ms"] = {
                 f"p{q:g}": round(self.percentile(q) * 1000, 2) for q in (50, 90, 99, 99.9)
             } | {"max": round(max(self.latencies) * 1000, 2)}
+        if self.delivery_latencies:
+            out["delivery_latency_ms"] = {
+                f"p{q:g}": round(self.percentile(q, self.delivery_latencies) * 1000, 2)
+                for q in (50, 90, 99)
+            }
+        if self.accepted and self.wall_seconds:
+            out["gateway_cpu_ms_per_message"] = round(self.gateway_cpu_ms_per_message, 3)
         if self.service:
             out["service_time_ms"] = {
                 f"p{q:g}": round(self.percentile(q, self.service) * 1000, 2) for q in (50, 99)
