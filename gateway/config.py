@@ -46,6 +46,14 @@ class Settings:
     tls_key: str = ""
     #: CA bundle for client certificates; set it to require mTLS.
     client_ca: str = ""
+    #: Serve without TLS on an address other than loopback (never in production).
+    insecure_plaintext_on_network: bool = False
+    #: Agency side: CA bundle (PEM) the gateway's certificate is checked against;
+    #: set it to connect over TLS.
+    ca_bundle: str = ""
+    #: Agency side: client certificate and its key (PEM) for mTLS.
+    client_cert: str = ""
+    client_key: str = ""
     #: Log format: "json" (production) or "console".
     log_format: str = "json"
     #: Seconds a shutdown waits for in-flight calls.

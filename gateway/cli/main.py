@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "db": "gateway.cli.serve:db",
     "agency": "gateway.cli.agency:agency",
     "keys": "gateway.cli.agency:keys",
+    "tls": "gateway.cli.tls:tls",
     "feed": "gateway.cli.feed:feed",
     "dlq": "gateway.cli.feed:dlq",
     "demo": "gateway.cli.demo:demo",

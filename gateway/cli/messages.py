@@ -16,30 +16,16 @@ import click
 from google.protobuf import json_format
 
 from gateway.cli.errors import one_line_errors
-from gateway.cli.options import current_settings as _settings
-from gateway.cli.options import err_console, gateway_jwks_option, key_option, target_option
-from gateway.client import AgencyClient
+from gateway.cli.options import (
+    connect,
+    err_console,
+    gateway_jwks_option,
+    key_option,
+    target_option,
+    tls_options,
+)
 from gateway.client.inbox import describe_refusals
-from gateway.client.keys import gateway_keys
-from gateway.config import Settings
 from gateway.domain import kinds
-from gateway.security.keyfiles import load_agency_key
-
-
-def _client(
-    settings: Settings,
-    agency: str,
-    key: Path | None,
-    target: str | None,
-    jwks: Path | None = None,
-) -> AgencyClient:
-    return AgencyClient.connect(
-        target or settings.listen,
-        agency=agency,
-        key=load_agency_key(settings, agency, key),
-        gateway_id=settings.gateway_id,
-        gateway_keys=gateway_keys(settings, jwks),
-    )
 
 
 @click.command()
@@ -49,9 +35,16 @@ def _client(
 @click.option("--mid", help="Message id (default: a new UUID).")
 @key_option
 @target_option
+@tls_options
 @one_line_errors
 def send(
-    agency_id: str, kind: str, payload: Any, mid: str | None, key: Path | None, target: str | None
+    agency_id: str,
+    kind: str,
+    payload: Any,
+    mid: str | None,
+    key: Path | None,
+    target: str | None,
+    **tls: Path | None,
 ) -> None:
     """Sign and submit one message whose payload is JSON in PAYLOAD ('-' for stdin),
     in the protobuf JSON form of the kind's message. Prints the receipt. A gateway
@@ -61,7 +54,7 @@ def send(
         json_format.Parse(payload.read(), message)
     except json_format.ParseError as err:
         raise ValueError(f"{payload.name}: not a valid {kind} payload: {err}") from None
-    client = _client(_settings(), agency_id, key, target)
+    client = connect(agency_id, key=key, target=target, **tls)
     receipt = client.submit(kind, message, mid)
     click.echo(json_format.MessageToJson(receipt))
 
@@ -80,6 +73,7 @@ def send(
 @gateway_jwks_option
 @key_option
 @target_option
+@tls_options
 @one_line_errors
 def receive(
     agency_id: str,
@@ -89,13 +83,14 @@ def receive(
     gateway_jwks: Path | None,
     key: Path | None,
     target: str | None,
+    **tls: Path | None,
 ) -> None:
     """Print deliveries from AGENCY's inbox as JSON lines and acknowledge them.
     A delivery whose gateway signature does not verify is not printed but given
     back and reported; the command then exits 1."""
     from gateway.proto.silian.v1 import payloads_pb2  # noqa: F401  (JSON of payloads)
 
-    client = _client(_settings(), agency_id, key, target, gateway_jwks)
+    client = connect(agency_id, key=key, target=target, gateway_jwks=gateway_jwks, **tls)
     count = 0
     with client.inbox(idle_seconds=idle, limit=limit) as inbox:
         for delivery in inbox:

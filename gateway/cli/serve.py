@@ -18,9 +18,18 @@ from gateway.config import load_settings
 @click.option("--database-url", help="SQLAlchemy URL (env SILIAN_DATABASE_URL).")
 @click.option("--amqp-url", help="RabbitMQ URL (env SILIAN_AMQP_URL).")
 @click.option("--broker-prefix", help="Prefix of all exchange and queue names.")
-@click.option("--tls-cert", help="Server certificate (PEM); enables TLS.")
+@click.option(
+    "--tls-cert",
+    help="Server certificate chain (PEM); enables TLS. Re-read when it changes or on SIGHUP.",
+)
 @click.option("--tls-key", help="Server private key (PEM).")
-@click.option("--client-ca", help="CA of client certificates; requires mTLS.")
+@click.option("--client-ca", help="CA bundle of client certificates; requires mTLS.")
+@click.option(
+    "--insecure-plaintext-on-network",
+    is_flag=True,
+    help="Serve without TLS on an address other hosts can reach (refused otherwise). "
+    "Identities and tokens then cross the network in clear: a closed test network only.",
+)
 @click.option("--reflection/--no-reflection", default=None, help="Serve gRPC reflection.")
 @one_line_errors
 def serve(**options: Any) -> None:
@@ -28,8 +37,12 @@ def serve(**options: Any) -> None:
     draining calls in flight."""
     from gateway import bootstrap
     from gateway.rpc.server import serve as run_server
+    from gateway.rpc.tls import check_listen
 
+    # Not given is not "False": the setting in config.toml still counts.
+    options["insecure_plaintext_on_network"] = options["insecure_plaintext_on_network"] or None
     settings = load_settings(_settings().data_dir, log_format=_settings().log_format, **options)
+    check_listen(settings)
     gateway = bootstrap.build(settings)
     asyncio.run(run_server(gateway))
 

@@ -1,7 +1,10 @@
 """A small synchronous client for agencies' front-end processors (前置机).
 
-client = AgencyClient.connect("127.0.0.1:7443", agency="judicial",
-                              key=private_key, gateway_id="silian-gateway")
+client = AgencyClient.connect("gateway.example:7443", agency="judicial",
+                              key=private_key, gateway_id="silian-gateway",
+                              ca_bundle=Path("ca.pem"),            # TLS …
+                              client_cert=Path("judicial.pem"),    # … and mTLS
+                              client_key=Path("judicial.key"))
 receipt = client.submit("roster.change", roster_change)
 for delivery in client.drain(count=10, timeout=5):   # checked and acknowledged
     ...
@@ -13,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +25,7 @@ from google.protobuf.message import Message
 
 from gateway.client.inbox import InboxReader
 from gateway.client.submit import MAX_ATTEMPTS, submit_many, submit_one
+from gateway.client.tls import channel_credentials
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security import issue_token, kid_for, public_raw, sign_message
@@ -76,7 +81,19 @@ class AgencyClient:
         gateway_id: str = "silian-gateway",
         gateway_keys: Sequence[bytes] = (),
         credentials: grpc.ChannelCredentials | None = None,
+        ca_bundle: Path | bytes | None = None,
+        client_cert: Path | bytes | None = None,
+        client_key: Path | bytes | None = None,
     ) -> AgencyClient:
+        """A client of the gateway at ``target``: over TLS when ``ca_bundle`` (the
+        CA certificates the gateway's certificate is checked against, a PEM file or
+        bytes) is given, presenting ``client_cert`` and ``client_key`` (mTLS) when
+        they are; ``credentials`` are ready-made channel credentials instead.
+        Plaintext without either (a gateway on loopback)."""
+        if ca_bundle is not None:
+            credentials = channel_credentials(ca_bundle, client_cert, client_key)
+        elif client_cert is not None or client_key is not None:
+            raise ValueError("a client certificate needs ca_bundle, the gateway's CA")
         channel = (
             grpc.secure_channel(target, credentials)
             if credentials

@@ -1,4 +1,5 @@
-"""The grpc.aio server: Exchange, Audit, health, reflection, TLS, graceful shutdown."""
+"""The grpc.aio server: Exchange, Audit, health, reflection, TLS (``gateway.rpc.tls``:
+re-read on change or SIGHUP), graceful shutdown."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pika
@@ -21,11 +21,11 @@ from sqlalchemy import text
 from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway, recipients
 from gateway.broker import topology
-from gateway.config import Settings
 from gateway.proto.silian.v1 import audit_pb2, exchange_pb2
 from gateway.rpc import audit_servicer
 from gateway.rpc.boundary import Boundary
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
+from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service.admission import Admission, parse_rate_limits
 
 log = structlog.get_logger(__name__)
@@ -33,20 +33,6 @@ log = structlog.get_logger(__name__)
 HEALTH_INTERVAL_SECONDS = 2.0
 EXCHANGE = exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name
 AUDIT = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
-
-
-def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    if not settings.tls_cert:
-        return None
-    chain = Path(settings.tls_cert).read_bytes()
-    key = Path(settings.tls_key).read_bytes()
-    if settings.client_ca:
-        return grpc.ssl_server_credentials(
-            [(key, chain)],
-            root_certificates=Path(settings.client_ca).read_bytes(),
-            require_client_auth=True,
-        )
-    return grpc.ssl_server_credentials([(key, chain)])
 
 
 class _BrokerWorker:
@@ -150,6 +136,8 @@ async def serve(
     ``checkpointer`` signs audit checkpoints while the server runs (default:
     one made from the settings)."""
     settings = gateway.settings
+    check_listen(settings)
+    tls = ServerTls.for_settings(settings)
     stopping = stopping or asyncio.Event()
     # Separate pools, so that the checks of an Acknowledge (or of an auditor's
     # query) never wait behind the thousands of messages SubmitStream queues
@@ -191,10 +179,9 @@ async def serve(
             ),
             server,
         )
-    credentials = _credentials(settings)
     port = (
-        server.add_secure_port(settings.listen, credentials)
-        if credentials
+        server.add_secure_port(settings.listen, tls.credentials())
+        if tls
         else server.add_insecure_port(settings.listen)
     )
     worker = _BrokerWorker(gateway)
@@ -206,13 +193,16 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stopping.set)
+    if tls:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, tls.reload)
     watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
     sweeper = asyncio.create_task(_sweep(gateway, stopping))
     log.info(
         "gateway.serving",
         listen=settings.listen,
         port=port,
-        tls=credentials is not None,
+        tls="mtls" if tls and tls.client_ca else "tls" if tls else "off",
         database=gateway.store.engine.url.get_backend_name(),
     )
     if on_ready:

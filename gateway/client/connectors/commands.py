@@ -25,21 +25,20 @@ from rich.table import Table
 
 from gateway.cli.errors import one_line_errors
 from gateway.cli.options import (
+    connect,
     console,
     current_settings,
     err_console,
     gateway_jwks_option,
     key_option,
     target_option,
+    tls_options,
 )
-from gateway.client import AgencyClient
 from gateway.client.connectors import watch as watching
 from gateway.client.connectors.exports import ENCODINGS, ExportFormat, export_inbox
 from gateway.client.connectors.imports import ImportReport, RowMapper, import_file
 from gateway.client.inbox import Refusal, describe_refusals
-from gateway.client.keys import gateway_keys
 from gateway.domain.units import Units
-from gateway.security.keyfiles import load_agency_key
 
 #: Problems printed after an import; the report holds them all.
 SHOWN_PROBLEMS = 20
@@ -82,16 +81,6 @@ def connector_commands(
     def group() -> None:
         pass
 
-    def client(key: Path | None, target: str | None, jwks: Path | None = None) -> AgencyClient:
-        settings = current_settings()
-        return AgencyClient.connect(
-            target or settings.listen,
-            agency=agency,
-            key=load_agency_key(settings, agency, key),
-            gateway_id=settings.gateway_id,
-            gateway_keys=gateway_keys(settings, jwks),
-        )
-
     @group.command("import")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option(
@@ -101,9 +90,10 @@ def connector_commands(
     )
     @key_option
     @target_option
+    @tls_options
     @one_line_errors
     def import_command(
-        file: Path, report: Path | None, key: Path | None, target: str | None
+        file: Path, report: Path | None, key: Path | None, target: str | None, **tls: Path | None
     ) -> None:
         """Send the rows of FILE (CSV in UTF-8 or GB18030, or XLSX) as signed messages.
 
@@ -111,7 +101,7 @@ def connector_commands(
         written to the report. Exits 1 if any row was rejected. Running it again on
         the same file sends nothing twice."""
         row_mapper = mapper(_units())
-        sender = client(key, target)
+        sender = connect(agency, key=key, target=target, **tls)
         try:
             with _progress() as progress:
                 result = import_file(file, row_mapper, sender, progress=progress)
@@ -148,6 +138,7 @@ def connector_commands(
     @key_option
     @target_option
     @gateway_jwks_option
+    @tls_options
     @one_line_errors
     def export_command(
         out: Path,
@@ -157,10 +148,11 @@ def connector_commands(
         key: Path | None,
         target: str | None,
         gateway_jwks: Path | None,
+        **tls: Path | None,
     ) -> None:
         """Write what the inbox holds as CSV files (one per kind) and acknowledge it.
         Exits 1 if a delivery's gateway signature did not verify (it is given back)."""
-        receiver = client(key, target, gateway_jwks)
+        receiver = connect(agency, key=key, target=target, gateway_jwks=gateway_jwks, **tls)
         try:
             with _progress() as progress:
                 summary = export_inbox(
@@ -201,6 +193,7 @@ def connector_commands(
     )
     @key_option
     @target_option
+    @tls_options
     @one_line_errors
     def watch_command(
         folder: Path,
@@ -210,11 +203,12 @@ def connector_commands(
         settle: float,
         key: Path | None,
         target: str | None,
+        **tls: Path | None,
     ) -> None:
         """Import every CSV/XLSX file dropped into FOLDER; move each to done/ (all rows
         accepted) or failed/ with its report. Runs until stopped unless --once/--max-files."""
         row_mapper = mapper(_units())
-        sender = client(key, target)
+        sender = connect(agency, key=key, target=target, **tls)
 
         def process(path: Path) -> ImportReport:
             with _progress() as progress:
