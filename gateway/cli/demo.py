@@ -44,10 +44,12 @@ from gateway.cli.options import current_settings as _settings
 def demo(
     days: int, people: int, seed: int | None, speed: float, target: str | None, verbose: bool
 ) -> None:
-    """Start the gateway (SQLite, local RabbitMQ) or use a running one (--target),
-    register the five principals with fresh keys and play a compressed period of
-    the four linkages for PEOPLE people across the units: roster, referrals, police
-    checks, inspections, partner services. Prints the period's figures, verifies the
+    """Start the gateway (SQLite, local RabbitMQ) over mTLS, with a CA and
+    certificates made in <data-dir>/tls, or use a running one (--target; over mTLS
+    with the certificates there if there are any), register the five principals
+    with fresh keys and play a compressed period of the four linkages for PEOPLE
+    people across the units: roster, referrals, police checks, inspections, partner
+    services. Prints the period's figures, verifies the
     audit log offline and writes report.html into the data directory; exits 1 if any
     message was refused or not delivered, or the audit log does not verify."""
     from gateway.demo import DemoOptions, run_demo

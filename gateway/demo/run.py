@@ -3,7 +3,9 @@
 Starts a gateway on the data directory (SQLite unless SILIAN_DATABASE_URL says
 otherwise) and the local RabbitMQ — or uses a running one (``target``) —,
 registers the principals with fresh keys and plays a ``Simulation`` through
-the real gRPC path, each agency signing with its own key: the roster first,
+the real gRPC path over mTLS (a CA and certificates the demo keeps in
+``<data-dir>/tls``), each agency signing with its own key and presenting its
+own certificate: the roster first,
 in bulk over SubmitStream, then referrals (the partners learn their
 pseudonyms from their inboxes), then the period day by day. Every recipient
 reads and acknowledges its inbox meanwhile. At the end the time-driven
@@ -20,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from itertools import groupby
@@ -40,7 +42,7 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.audit import bundle, checkpoints
-from gateway.client import AgencyClient
+from gateway.client import AgencyClient, channel_credentials
 from gateway.client.inbox import describe_refusals
 from gateway.client.keys import gateway_keys
 from gateway.config import Settings
@@ -53,6 +55,7 @@ from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.html import write_report
 from gateway.reporting.period import summarize
+from gateway.security import pki
 from gateway.service.provision import ensure_principals
 from gateway.store import db
 from gateway.store.models import OutboxRow
@@ -90,6 +93,32 @@ class Parties:
         return cls(agencies, tuple(agency for agency in agencies if agency in referred_to))
 
 
+@dataclass(frozen=True)
+class Dial:
+    """How the simulated agencies reach the gateway: each over mTLS with its own
+    certificate from the PKI folder ``tls`` (``gateway.security.pki``), or in
+    plaintext when there is none."""
+
+    target: str
+    gateway_id: str
+    tls: Path | None
+
+    def __call__(
+        self, agency: str, key: Ed25519PrivateKey, gateway_keys: tuple[bytes, ...] = ()
+    ) -> AgencyClient:
+        folder = self.tls
+        return AgencyClient.connect(
+            self.target,
+            agency=agency,
+            key=key,
+            gateway_id=self.gateway_id,
+            gateway_keys=gateway_keys,
+            ca_bundle=folder / "ca.pem" if folder else None,
+            client_cert=folder / f"{agency}.pem" if folder else None,
+            client_key=folder / f"{agency}.key" if folder else None,
+        )
+
+
 @dataclass
 class _Exchange:
     """The agencies' clients (one per agency) and inboxes, and what was sent and expected."""
@@ -104,7 +133,7 @@ class _Exchange:
     lock: threading.Lock = field(default_factory=threading.Lock)  # expected, across threads
     referred: list[tuple[str, Key, Known]] = field(default_factory=list)
 
-    def open_inboxes(self, target: str, settings: Settings) -> None:
+    def open_inboxes(self, dial: Dial, settings: Settings) -> None:
         """Every agency reads its inbox, checking the gateway's signature of each
         delivery (the gateway's key is in the data directory, or ``gateway_jwks``)."""
         public = gateway_keys(settings)
@@ -114,13 +143,7 @@ class _Exchange:
                 "deliveries could not be checked"
             )
         for agency in self.clients:
-            reader = AgencyClient.connect(
-                target,
-                agency=agency,
-                key=self.clients[agency].key,
-                gateway_id=settings.gateway_id,
-                gateway_keys=public,
-            )
+            reader = dial(agency, self.clients[agency].key, public)
             self.inboxes[agency] = Inbox(reader, self._learn, self._acknowledged)
 
     def _learn(self, delivery: envelope_pb2.Delivery) -> None:
@@ -210,8 +233,9 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     )
     try:
         with ExitStack() as stack:
-            target, sweep = _gateway(stack, settings, options, console)
-            exchange = _play(stack, settings, target, keys, Parties.of(policy), simulation, options)
+            parties = Parties.of(policy)
+            dial, sweep = _gateway(stack, settings, options, parties, console)
+            exchange = _play(stack, settings, dial, keys, parties, simulation, options)
             if sweep is not None:
                 _sweep(sweep, exchange, console)
             _expect_alerts(exchange, store, started)
@@ -248,45 +272,53 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
 
 
 def _gateway(
-    stack: ExitStack, settings: Settings, options: DemoOptions, console: Console
-) -> tuple[str, Callable[[], int] | None]:
-    """The target to use and, for a gateway of our own, its sweep."""
+    stack: ExitStack, settings: Settings, options: DemoOptions, parties: Parties, console: Console
+) -> tuple[Dial, Callable[[], int] | None]:
+    """How to reach the gateway and, for a gateway of our own, its sweep. Our own
+    gateway serves mTLS with a CA the demo keeps in ``<data-dir>/tls``; a running
+    one (``target``) is reached with that folder's certificates if it is there."""
+    folder = settings.data_dir / "tls"
     if options.target:
-        console.print(f"using the gateway at {options.target}")
-        return options.target, None
-    running = stack.enter_context(BackgroundGateway(settings))
+        tls = folder if (folder / "ca.pem").exists() else None
+        console.print(f"using the gateway at {options.target} ({'mTLS' if tls else 'plaintext'})")
+        return Dial(options.target, settings.gateway_id, tls), None
+    pki.init_pki(folder, parties.agencies, gateway_name=settings.gateway_id)
+    served = replace(
+        settings,
+        tls_cert=str(folder / "gateway.pem"),
+        tls_key=str(folder / "gateway.key"),
+        client_ca=str(folder / "ca.pem"),
+    )
+    probe = channel_credentials(folder / "ca.pem", folder / "gateway.pem", folder / "gateway.key")
+    running = stack.enter_context(BackgroundGateway(served, credentials=probe))
     console.print(
-        f"gateway serving on {running.target} "
-        f"({running.gateway.store.engine.url.get_backend_name()}, "
+        f"gateway serving on {running.target} over mTLS (CA and certificates in {folder}; "
+        f"{running.gateway.store.engine.url.get_backend_name()}, "
         f"RabbitMQ {settings.amqp_url.split('@')[-1]})"
     )
-    return running.target, lambda: running.gateway.service.sweep(datetime.now(UTC))
+
+    def sweep() -> int:
+        return running.gateway.service.sweep(datetime.now(UTC))
+
+    return Dial(running.target, settings.gateway_id, folder), sweep
 
 
 def _play(
     stack: ExitStack,
     settings: Settings,
-    target: str,
+    dial: Dial,
     keys: dict[str, Ed25519PrivateKey],
     parties: Parties,
     simulation: Simulation,
     options: DemoOptions,
 ) -> _Exchange:
-    clients = {
-        agency: AgencyClient.connect(
-            target,
-            agency=agency,
-            key=keys[agency],
-            gateway_id=settings.gateway_id,
-        )
-        for agency in parties.agencies
-    }
+    clients = {agency: dial(agency, keys[agency]) for agency in parties.agencies}
     progress = stack.enter_context(_progress())
     tasks = {phase: progress.add_task(label, total=0) for phase, label in PHASES.items()}
     tasks["deliveries"] = progress.add_task("收件 deliveries acknowledged", total=0)
     exchange = _Exchange(clients, progress, tasks)
     stack.callback(exchange.close)
-    exchange.open_inboxes(target, settings)
+    exchange.open_inboxes(dial, settings)
     enrolments = simulation.enrolments()
     referrals = simulation.referrals()
     progress.update(tasks["roster"], total=len(enrolments))

@@ -39,6 +39,15 @@ def test_small_demo_succeeds_and_verifies_the_audit_log(demo: click.testing.Resu
     assert re.search(r"verified offline: OK: \d+ entries and \d+ checkpoints verify", demo.output)
 
 
+def test_the_demo_runs_over_mtls_with_a_ca_in_its_data_directory(
+    settings: Settings, demo: click.testing.Result
+) -> None:
+    assert "over mTLS" in demo.output
+    folder = settings.data_dir / "tls"
+    assert {p.stem for p in folder.glob("*.pem")} >= {"ca", "gateway", "judicial", "police"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.glob("*.key"))
+
+
 def test_summary_agrees_with_the_database(settings: Settings, demo: click.testing.Result) -> None:
     found = re.search(
         r"In all: (\d+) messages accepted, (\d+) deliveries, (\d+) acknowledged, (\d+) alerts",
