@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.client import AgencyClient
@@ -27,7 +28,8 @@ class GatewayProcess:
     environment and the data directory say reaches it. It has a session of its
     own, so a Ctrl-C reaches only the caller, which stops it. Its output
     (stdout and stderr) is appended to ``log_path``, by default ``serve.log``
-    in the data directory, across restarts.
+    in the data directory, across restarts. ``credentials`` are what a client
+    needs to reach it under TLS (``SILIAN_TLS_CERT`` … in ``env``).
     """
 
     def __init__(
@@ -35,8 +37,10 @@ class GatewayProcess:
         settings: Settings,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.settings = settings
+        self.credentials = credentials
         self.target = f"127.0.0.1:{free_port()}"
         self.log_path = log_path or settings.data_dir / "serve.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SILIAN_")} | {
@@ -77,7 +81,7 @@ class GatewayProcess:
                 start_new_session=True,
             )
         try:
-            wait_health(self.target, timeout, running=self.running)
+            wait_health(self.target, timeout, running=self.running, credentials=self.credentials)
         except GatewayExited as exited:
             code = self.process.returncode
             raise GatewayExited(f"the gateway exited ({code}):\n{self.log_tail()}") from exited
@@ -86,7 +90,7 @@ class GatewayProcess:
 
     def client(self, agency: str, key: Ed25519PrivateKey) -> AgencyClient:
         """A client of ``agency`` that checks the gateway's signature of every delivery."""
-        return agency_client(self.target, self.settings, agency, key)
+        return agency_client(self.target, self.settings, agency, key, self.credentials)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush, no goodbye."""

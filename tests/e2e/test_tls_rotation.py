@@ -1,9 +1,12 @@
 """Rotating the gateway's certificate under load fails no call: new connections
 get the new certificate, open ones keep theirs, and a key written before its
-certificate (a rotation half done) is never served."""
+certificate (a rotation half done) is never served. ``silian serve`` takes
+SIGHUP as "read the certificates again", not as the end."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import ssl
 import threading
@@ -20,7 +23,12 @@ from gateway.client import AgencyClient, channel_credentials
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.security import pki
-from gateway.testing import BackgroundGateway, enrolment, register_principals
+from gateway.testing import (
+    BackgroundGateway,
+    GatewayProcess,
+    enrolment,
+    register_principals,
+)
 from tests.conftest import PRINCIPALS
 
 ROTATIONS = 3
@@ -151,3 +159,39 @@ def test_rotating_the_server_certificate_under_load_fails_no_call(gateway: tuple
     assert len(set(served)) == ROTATIONS + 1
     assert load.failures == []
     assert load.accepted >= 10 * (ROTATIONS + 1)
+
+
+def test_serve_reads_its_certificate_again_on_sighup(settings: Settings, tmp_path: Path) -> None:
+    own = replace(
+        settings, data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'g.db'}"
+    )
+    folder = tmp_path / "pki"
+    pki.init_pki(folder, PRINCIPALS, gateway_name=own.gateway_id)
+    keys = register_principals(own)
+    credentials = channel_credentials(
+        folder / "ca.pem", folder / "judicial.pem", folder / "judicial.key"
+    )
+    env = {
+        "SILIAN_TLS_CERT": str(folder / "gateway.pem"),
+        "SILIAN_TLS_KEY": str(folder / "gateway.key"),
+        "SILIAN_CLIENT_CA": str(folder / "ca.pem"),
+    }
+    gateway = GatewayProcess(own, env=env, credentials=credentials)
+    try:
+        gateway.start()
+        new = pki.issue(pki.read_issued(folder, "ca"), own.gateway_id, hosts=pki.LOCAL_NAMES)
+        pki.write_issued(folder, "gateway", new)
+        os.kill(gateway.pid, signal.SIGHUP)
+        _wait_for(
+            lambda: _served_serial(gateway.target, folder) == pki.serial_of(new.cert),
+            10,
+            "the new certificate to be served",
+        )
+        judicial = gateway.client("judicial", keys["judicial"])
+        assert judicial.submit(kinds.ROSTER_CHANGE, enrolment()).audit_index >= 0
+        judicial.close()
+        assert gateway.running()
+    finally:
+        code = gateway.stop()
+    assert code == 0, gateway.log_tail()
+    assert "tls.reload_requested" in gateway.log()
