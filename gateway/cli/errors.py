@@ -43,6 +43,23 @@ def describe_rpc_error(err: grpc.RpcError) -> str:
     return text
 
 
+#: Said when a connection ends before any answer: what a gateway requiring TLS
+#: (or a client certificate) does to a client without them.
+TLS_HINT = (
+    " — if the gateway requires TLS, give the CA bundle of its certificate (--ca-bundle, or "
+    "the ca_bundle setting) and, under mTLS, this agency's certificate and key "
+    "(--client-cert and --client-key, or client_cert and client_key)"
+)
+_CONNECTION_CLOSED = ("socket closed", "handshake", "ssl")
+
+
+def tls_hint(err: grpc.RpcError) -> str:
+    """``TLS_HINT`` when ``err`` looks like a connection a TLS gateway closed, else ""."""
+    details = (err.details() or "").lower()
+    closed = any(sign in details for sign in _CONNECTION_CLOSED)
+    return TLS_HINT if err.code() == grpc.StatusCode.UNAVAILABLE and closed else ""
+
+
 def server_missing(err: ModuleNotFoundError) -> str | None:
     """What to tell someone running a gateway command where only the agency side
     is installed; None if ``err`` is about something else."""
@@ -58,7 +75,7 @@ def one_line(err: BaseException) -> str | None:
     if isinstance(err, GatewayError):
         return f"{err.reason}: {err.message}"
     if isinstance(err, grpc.RpcError):
-        return f"gateway: {describe_rpc_error(err)}"
+        return f"gateway: {describe_rpc_error(err)}{tls_hint(err)}"
     if isinstance(err, OSError | ValueError):
         return str(err)
     return None

@@ -218,3 +218,4 @@ def test_a_connector_without_its_certificate_fails_in_one_line(mtls: Mtls, tmp_p
     result = mtls.cli("police", "export", "--out", str(tmp_path), "--idle", "1")
     assert result.exit_code == 1
     assert "UNAVAILABLE" in result.output and "Traceback" not in result.output
+    assert "--client-cert and --client-key" in result.output  # how to put it right

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gateway.cli.errors import one_line_errors
+from gateway.cli.errors import one_line_errors, tls_hint
 from gateway.cli.options import (
     connect,
     console,
@@ -221,7 +221,8 @@ def connector_commands(
             _say(text + (f" (report {outcome.report})" if outcome.report else ""))
 
         def retry(path: Path, err: grpc.RpcError) -> None:
-            err_console.print(f"{path.name}: gateway unavailable ({err.code().name}); will retry")
+            line = f"{path.name}: gateway unavailable ({err.code().name}){tls_hint(err)}; will retry"
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
         try:
             watching.watch(
