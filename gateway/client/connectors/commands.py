@@ -221,7 +221,8 @@ def connector_commands(
             _say(text + (f" (report {outcome.report})" if outcome.report else ""))
 
         def retry(path: Path, err: grpc.RpcError) -> None:
-            line = f"{path.name}: gateway unavailable ({err.code().name}){tls_hint(err)}; will retry"
+            why = f"{err.code().name}{tls_hint(err)}"
+            line = f"{path.name}: gateway unavailable ({why}); will retry"
             err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
         try:
