@@ -51,10 +51,6 @@ class ClientTls:
             pick(client_key, settings.client_key),
         )
 
-    @property
-    def enabled(self) -> bool:
-        return self.ca_bundle is not None
-
     def credentials(self) -> grpc.ChannelCredentials | None:
         """The channel credentials; None (plaintext) without a CA bundle.
         ValueError naming the file or setting at fault."""

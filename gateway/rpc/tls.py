@@ -67,7 +67,6 @@ class ServerTls:
         self._lock = threading.Lock()
         self._stamp = self._stamps()
         self._forced = False
-        self.loads = 0
         self._initial = self._load()
 
     @classmethod
@@ -104,7 +103,6 @@ class ServerTls:
             raise ValueError(f"TLS certificate {self.cert} or key {self.key}: {err}") from None
         if not matches:
             raise ValueError(f"TLS key {self.key} is not the key of certificate {self.cert}")
-        self.loads += 1
         return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=ca)
 
     def credentials(self) -> grpc.ServerCredentials:

@@ -137,24 +137,27 @@ def issue(
     return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (a temporary file
-    renamed over it)."""
+def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
-    os.chmod(temporary, 0o600)
+    os.chmod(temporary, mode)  # whatever the umask
     os.replace(temporary, path)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically (a temporary file
+    renamed over it)."""
+    _write(path, data, 0o600)
+
+
 def write_issued(folder: Path, stem: str, issued: Issued) -> None:
-    """``<stem>.pem`` and ``<stem>.key`` (0600) in ``folder``; the key first, then
-    the certificate, each replaced atomically."""
+    """``<stem>.key`` (0600) and ``<stem>.pem`` (0644) in ``folder``; the key
+    first, then the certificate, each replaced atomically."""
     write_private(folder / f"{stem}.key", issued.key)
-    write_private(folder / f"{stem}.pem", issued.cert)
-    os.chmod(folder / f"{stem}.pem", 0o644)
+    _write(folder / f"{stem}.pem", issued.cert, 0o644)
 
 
 def read_issued(folder: Path, stem: str) -> Issued:
