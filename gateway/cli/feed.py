@@ -134,6 +134,8 @@ def _recipients(agency: str | None) -> list[str]:
 @one_line_errors
 def dlq_list(agency: str | None, limit: int) -> None:
     """Show dead letters (left in place): recipient, message id, kind, sender, deaths."""
+    from google.protobuf.message import DecodeError
+
     from gateway.broker import consumer, topology
     from gateway.proto.silian.v1 import envelope_pb2
 
@@ -142,14 +144,14 @@ def dlq_list(agency: str | None, limit: int) -> None:
     table = Table("recipient", "mid", "kind", "sender", "accepted", "delivery count")
     for recipient in _recipients(agency):
         for letter in consumer.dead_letters(settings.amqp_url, names, recipient, limit):
-            delivery = envelope_pb2.Delivery.FromString(letter.body)
+            try:
+                delivery = envelope_pb2.Delivery.FromString(letter.body)
+                sender = delivery.sender
+                accepted = delivery.accepted_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+            except DecodeError:  # slipped into the inbox; the gateway dead-lettered it
+                sender, accepted = "(not a delivery)", ""
             table.add_row(
-                recipient,
-                letter.mid,
-                letter.kind,
-                delivery.sender,
-                delivery.accepted_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
-                str(letter.delivery_count),
+                recipient, letter.mid, letter.kind, sender, accepted, str(letter.delivery_count)
             )
     console.print(table)
 

@@ -29,7 +29,6 @@ the stream: deliveries left unsettled return to the inbox and come again
 
 from __future__ import annotations
 
-import hashlib
 import math
 import queue
 import threading
@@ -37,14 +36,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 import structlog
 
-from gateway.domain.errors import InvalidMessage
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
-from gateway.security import verify_gateway
+from gateway.security.deliveries import delivery_problem
 
 log = structlog.get_logger(__name__)
 
@@ -56,15 +54,6 @@ DEFAULT_BATCH = 500
 ACKNOWLEDGE_TIMEOUT = 60.0
 
 Delivery = envelope_pb2.Delivery
-
-#: The claims of the gateway's delivery signature the reader compares, and what each names.
-_SIGNED = (
-    ("sub", "addressee"),
-    ("mid", "message id"),
-    ("kind", "kind"),
-    ("snd", "sender"),
-    ("sha256", "payload digest"),
-)
 
 
 class Connection(Protocol):
@@ -107,35 +96,9 @@ def describe_refusals(refused: Sequence[Refusal]) -> list[str]:
 
 
 def check_delivery(delivery: Delivery, agency: str, gateway_keys: Sequence[bytes]) -> str | None:
-    """Why ``delivery`` is not one the gateway signed for ``agency``; None if it is.
-
-    The signature must verify with one of ``gateway_keys`` and its claims must
-    match the delivery: addressee ``sub`` = ``agency``, ``mid``, ``kind``, sender
-    ``snd`` and ``sha256`` = the SHA-256 of the payload."""
-    claims = _gateway_claims(delivery.signature, gateway_keys)
-    if claims is None:
-        return "the gateway's signature does not verify"
-    stated = {
-        "sub": agency,
-        "mid": delivery.mid,
-        "kind": delivery.kind,
-        "snd": delivery.sender,
-        "sha256": hashlib.sha256(delivery.payload).hexdigest(),
-    }
-    for claim, what in _SIGNED:
-        if claims.get(claim) != stated[claim]:
-            signed = claims.get(claim)
-            return f"the gateway signed {what} {signed!r}, the delivery has {stated[claim]!r}"
-    return None
-
-
-def _gateway_claims(signature: str, gateway_keys: Sequence[bytes]) -> dict[str, Any] | None:
-    for public in gateway_keys:
-        try:
-            return verify_gateway(signature, public)
-        except InvalidMessage:
-            continue
-    return None
+    """Why ``delivery`` is not one the gateway signed for ``agency``; None if it
+    is (``gateway.security.deliveries.delivery_problem``)."""
+    return delivery_problem(delivery, agency, gateway_keys)
 
 
 class InboxReader:

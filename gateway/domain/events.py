@@ -21,6 +21,9 @@ UNROUTABLE = "unroutable"
 DELIVERED = "delivered"
 ACKNOWLEDGED = "acknowledged"
 RETURNED = "returned"
+#: A message in an agency's inbox the gateway did not sign for that agency,
+#: dead-lettered instead of handed over (the broker is not trusted).
+QUARANTINED = "quarantined"
 ALERT_RAISED = "alert.raised"
 AGENCY_ADDED = "agency.added"
 KEY_ADDED = "key.added"

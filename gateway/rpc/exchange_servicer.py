@@ -156,14 +156,24 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
         agency = caller()
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[InboxMessage | _Closed] = asyncio.Queue()
+        inbox: asyncio.Queue[tuple[InboxMessage, envelope_pb2.Delivery] | _Closed] = asyncio.Queue()
         prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
         consumer = InboxConsumer(self._amqp_url, self._names, agency, prefetch=prefetch)
+
+        def check(message: InboxMessage) -> None:
+            """On the consumer's thread: hand over only the gateway's own deliveries
+            for this agency; dead-letter the rest (the broker is not trusted)."""
+            handover = self._service.handover
+            delivery = handover.check(agency, message.mid, message.kind, message.body)
+            if delivery is None:
+                consumer.reject(message.delivery_tag, requeue=False)
+            else:
+                _post(loop, inbox, (message, delivery))
+
         await loop.run_in_executor(
             None,
             lambda: consumer.start(
-                on_message=lambda m: _post(loop, inbox, m),
-                on_closed=lambda e: _post(loop, inbox, _Closed(e)),
+                on_message=check, on_closed=lambda e: _post(loop, inbox, _Closed(e))
             ),
         )
         session = _ReceiveSession(uuid.uuid4().hex[:16], agency, consumer)
@@ -171,10 +181,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         log.info("receive.opened", agency=agency, session=session.id, prefetch=prefetch)
         try:
             while True:
-                item = await inbox.get()
-                if isinstance(item, _Closed):
+                taken = await inbox.get()
+                if isinstance(taken, _Closed):
                     raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
-                delivery = envelope_pb2.Delivery.FromString(item.body)
+                item, delivery = taken
                 delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
                 delivery.redelivered = item.redelivered
                 session.held[item.delivery_tag] = ((delivery.sender, delivery.mid), delivery.kind)

@@ -43,6 +43,7 @@ from gateway.service import lookups
 from gateway.service.acceptance import Acceptance
 from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
+from gateway.service.handover import Handover
 from gateway.service.lookups import ReferralCache
 from gateway.service.pending import Pending, pending_for
 from gateway.service.refusals import is_uuid, log_rejection, rejection_event
@@ -106,6 +107,7 @@ class ExchangeService:
         )
         self.committer = GroupCommitter(store, self.acceptance, max_batch=commit_batch)
         self.deliveries = DeliveryRecorder(store, self.committer)
+        self.handover = Handover(store, signer.public)
 
     # --- authentication --------------------------------------------------------
 
