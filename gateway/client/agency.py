@@ -56,7 +56,8 @@ class AgencyClient:
     """One agency's connection to the gateway: it signs as ``agency`` with ``key``,
     submits with retries (``gateway.client.submit``) and reads its inbox through
     the one inbox reader (``gateway.client.inbox``), which checks every delivery
-    against ``gateway_keys`` (the gateway's raw public keys; empty: no check)."""
+    against ``gateway_keys`` (the gateway's raw public keys; without them the inbox
+    cannot be read)."""
 
     channel: grpc.Channel
     agency: str

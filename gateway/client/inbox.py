@@ -9,7 +9,8 @@ An ``InboxReader`` keeps one Receive stream open and
   (``snd``) and the SHA-256 of its payload. A delivery that does not is never
   handed over: it is given back — past the gateway's delivery limit it rests in
   the dead-letter queue, where an operator sees it — and reported (``refused``,
-  ``on_refused``, a warning in the log). Without keys nothing is checked.
+  ``on_refused``, a warning in the log). Without keys the reader does not
+  open (``NoGatewayKeys``): an unchecked delivery is never handed over.
 - **hands deliveries over** in the order they came: iterate the reader
   (foreground), or ``start(on_delivery)``: a thread of the reader's own hands
   each to ``on_delivery`` and acknowledges it once that returned (background);
@@ -56,11 +57,22 @@ ACKNOWLEDGE_TIMEOUT = 60.0
 Delivery = envelope_pb2.Delivery
 
 
+class NoGatewayKeys(ValueError):
+    """The reader has no gateway key to check deliveries against."""
+
+    def __init__(self, agency: str) -> None:
+        super().__init__(
+            f"no gateway public key to check {agency}'s deliveries with: give the gateway's "
+            "JWKS (--gateway-jwks FILE, or gateway_jwks in config.toml; "
+            "`silian keys gateway` prints it)"
+        )
+
+
 class Connection(Protocol):
     """What the reader needs of a client (``gateway.client.AgencyClient`` is one)."""
 
     agency: str
-    #: Raw Ed25519 public keys of the gateway; empty: deliveries are not checked.
+    #: Raw Ed25519 public keys of the gateway every delivery is checked against.
     gateway_keys: tuple[bytes, ...]
     stub: exchange_pb2_grpc.ExchangeStub
 
@@ -123,6 +135,8 @@ class InboxReader:
         on_refused: Callable[[Refusal], None] | None = None,
         on_acknowledged: Callable[[list[Delivery]], None] | None = None,
     ) -> None:
+        if not client.gateway_keys:
+            raise NoGatewayKeys(client.agency)
         self.agency = client.agency
         self._client = client
         self._idle = idle_seconds
@@ -260,8 +274,7 @@ class InboxReader:
             self._arrived.put(None)
 
     def _check(self, delivery: Delivery) -> None:
-        keys = self._client.gateway_keys
-        reason = check_delivery(delivery, self.agency, keys) if keys else None
+        reason = check_delivery(delivery, self.agency, self._client.gateway_keys)
         if reason is None:
             self.read += 1
             self._arrived.put(delivery)

@@ -4,7 +4,7 @@ signature is checked against (``gateway.client.inbox``).
 They come from the JWKS file of the ``gateway_jwks`` setting or the
 ``--gateway-jwks`` option (``silian keys gateway`` prints one), else — on the
 gateway's own machine: the demo, the tests — from the public half of the gateway
-key in the data directory. With neither, deliveries are not checked. (The
+key in the data directory. With neither, the inbox cannot be read. (The
 agency's own private key files: ``gateway.security.keyfiles``.)
 """
 
@@ -30,7 +30,8 @@ def load_gateway_jwks(path: Path) -> tuple[bytes, ...]:
 def gateway_keys(settings: Settings, jwks: Path | None = None) -> tuple[bytes, ...]:
     """The gateway's public keys deliveries are checked against: ``jwks`` (a
     command-line option), else the ``gateway_jwks`` setting, else the gateway key
-    in the data directory; empty (no check) when there is none of them."""
+    in the data directory; empty (the inbox reader then refuses to open) when
+    there is none of them."""
     if jwks is None and settings.gateway_jwks:
         jwks = Path(settings.gateway_jwks)
     if jwks is not None:

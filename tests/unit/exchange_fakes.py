@@ -4,6 +4,7 @@ and a SubmitStream/Submit that answers from a script."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,28 @@ from typing import Any
 import grpc
 
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.security import generate_private_key, kid_for, public_raw, sign_gateway
+
+#: The key the fake gateway signs deliveries with (``gateway_signed``); a
+#: ``FakeAgency`` checks deliveries against it unless given other keys.
+FAKE_GATEWAY_KEY = generate_private_key()
+
+
+def gateway_signed(
+    delivery: envelope_pb2.Delivery, recipient: str = "police"
+) -> envelope_pb2.Delivery:
+    """``delivery`` with the signature the gateway would give it for ``recipient``."""
+    claims = {
+        "iss": "silian-gateway",
+        "mid": delivery.mid,
+        "kind": delivery.kind,
+        "sub": recipient,
+        "snd": delivery.sender,
+        "sha256": hashlib.sha256(delivery.payload).hexdigest(),
+    }
+    kid = kid_for(public_raw(FAKE_GATEWAY_KEY))
+    delivery.signature = sign_gateway(FAKE_GATEWAY_KEY, kid, claims)
+    return delivery
 
 
 class FakeRpcError(grpc.RpcError):
@@ -120,7 +143,7 @@ class FakeAgency:
 
     stub: FakeExchange
     agency: str = "police"
-    gateway_keys: tuple[bytes, ...] = ()
+    gateway_keys: tuple[bytes, ...] = (public_raw(FAKE_GATEWAY_KEY),)
 
     def metadata(self) -> list[tuple[str, str]]:
         return [("authorization", "Bearer test")]

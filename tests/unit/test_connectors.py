@@ -41,7 +41,7 @@ from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.testing import resident_id
-from tests.unit.exchange_fakes import FakeAgency, FakeExchange
+from tests.unit.exchange_fakes import FakeAgency, FakeExchange, gateway_signed
 
 PERSON = resident_id()
 NATIVE = NativeFormat(
@@ -415,7 +415,7 @@ def _delivery(number: int, message: Message, kind: str) -> envelope_pb2.Delivery
         payload=kinds.encode(message),
     )
     delivery.accepted_at.FromDatetime(datetime(2026, 3, 5, 6, 30, tzinfo=UTC))
-    return delivery
+    return gateway_signed(delivery)
 
 
 REFERRALS = ExportFormat(
