@@ -23,13 +23,16 @@ class Settings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     #: Prefix of every exchange and queue name.
     broker_prefix: str = "silian"
+    #: RabbitMQ management API (``silian feed grant``); unset: port 15672 on the
+    #: AMQP host, and ``rabbitmqctl`` when that does not answer.
+    broker_management_url: str = ""
     #: The gateway's principal id: token audience and signer of receipts.
     gateway_id: str = "silian-gateway"
     #: gRPC listen address (the address agency clients connect to by default).
     listen: str = "127.0.0.1:7443"
     #: Agency side: JWKS file of the gateway's public keys (as ``silian keys gateway``
     #: prints it); every delivery's signature is checked against it. Unset: the
-    #: gateway key in this data directory, if there is one; else no check.
+    #: gateway key in this data directory, if there is one; else the inbox cannot be read.
     gateway_jwks: str = ""
     #: Largest accepted payload, in bytes.
     max_message_bytes: int = 4 * 1024 * 1024

@@ -111,6 +111,50 @@ def feed_tail(
         stop.set()
 
 
+@feed.command("grant")
+@click.argument("name")
+@one_line_errors
+def feed_grant(name: str) -> None:
+    """Create (or renew) RabbitMQ user NAME for a bureau system that reads the feed.
+
+    NAME may declare and bind queues of its own — server-named, or named
+    <prefix>.reader.NAME.… — to the feed exchange and read the feed stream; it
+    cannot bind to the inbox exchange, read an inbox or publish anywhere. Give
+    bureau systems only such users, never the gateway's own. Uses the management
+    API when it answers (broker_management_url), else rabbitmqctl on this host.
+    Run again to issue a new password. The last line printed is the user's AMQP
+    URL with its generated password: hand it over securely; it is not kept."""
+    from gateway.broker import users
+    from gateway.broker.topology import Names
+
+    settings = _settings()
+    users.check_name(name)
+    try:
+        admin = users.admin_for(settings.amqp_url, settings.broker_management_url)
+        url = users.grant_feed_reader(admin, settings.amqp_url, Names(settings.broker_prefix), name)
+    except users.BrokerAdminError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"feed reader {name}: may read {settings.broker_prefix}.feed and its stream")
+    click.echo(url)
+
+
+@feed.command("revoke")
+@click.argument("name")
+@one_line_errors
+def feed_revoke(name: str) -> None:
+    """Remove the RabbitMQ user NAME made by `silian feed grant`: it can no longer connect."""
+    from gateway.broker import users
+
+    settings = _settings()
+    users.check_name(name)
+    try:
+        admin = users.admin_for(settings.amqp_url, settings.broker_management_url)
+        users.revoke_feed_reader(admin, name)
+    except users.BrokerAdminError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"feed reader {name} removed")
+
+
 @click.group()
 def dlq() -> None:
     """Deliveries a recipient gave back more often than the delivery limit
