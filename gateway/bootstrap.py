@@ -122,11 +122,12 @@ def exchange_service(
     )
 
 
-def build(settings: Settings) -> Gateway:
-    """The whole gateway of ``settings``: store, service and relay."""
+def build(settings: Settings, *, clock: Callable[[], float] = time.time) -> Gateway:
+    """The whole gateway of ``settings``: store, service and relay. ``clock``
+    is the service's (tests move it to show what time changes)."""
     store = open_store(settings)
     wake = threading.Event()
-    service = exchange_service(settings, store, on_accept=wake.set)
+    service = exchange_service(settings, store, clock=clock, on_accept=wake.set)
     names = Names(settings.broker_prefix)
     relay = OutboxRelay(
         settings.amqp_url,

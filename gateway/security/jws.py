@@ -130,9 +130,12 @@ def verify_message(
     payload: bytes,
     now: float,
     max_skew_seconds: int,
+    require_fresh: bool = True,
 ) -> MessageClaims:
     """Return the claims of `signature` once it proves that `sender` signed
-    this `mid`, `kind` and `payload` within `max_skew_seconds` of `now`.
+    this `mid`, `kind` and `payload` within `max_skew_seconds` of `now`
+    (with ``require_fresh=False`` the time is left to the caller: see
+    ``check_fresh``; a retry of a known message is answered whenever it comes).
 
     Checks run in this order; the first failure raises InvalidMessage with
     its reason and field, except UNKNOWN_AGENCY which is Unauthenticated:
@@ -162,13 +165,25 @@ def verify_message(
         raise _refuse(
             "DIGEST_MISMATCH", "envelope.payload", "the payload is not the one that was signed"
         )
-    if abs(now - claims.iat) > max_skew_seconds:
+    if require_fresh:
+        check_fresh(claims, now, max_skew_seconds)
+    return claims
+
+
+def is_fresh(claims: MessageClaims, now: float, max_skew_seconds: int) -> bool:
+    """Whether the signature's `iat` is within `max_skew_seconds` of `now`."""
+    return abs(now - claims.iat) <= max_skew_seconds
+
+
+def check_fresh(claims: MessageClaims, now: float, max_skew_seconds: int) -> None:
+    """Raise InvalidMessage("IAT_OUT_OF_RANGE") on envelope.signature unless
+    the signature is fresh (see ``is_fresh``)."""
+    if not is_fresh(claims, now, max_skew_seconds):
         raise _refuse(
             "IAT_OUT_OF_RANGE",
             _SIGNATURE_FIELD,
             f"iat {claims.iat} is more than {max_skew_seconds}s from the gateway's clock",
         )
-    return claims
 
 
 def sign_gateway(key: Ed25519PrivateKey, kid: str, claims: dict[str, Any]) -> str:

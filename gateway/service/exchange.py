@@ -45,7 +45,7 @@ from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
 from gateway.service.handover import Handover
 from gateway.service.lookups import ReferralCache
-from gateway.service.pending import Pending, pending_for
+from gateway.service.pending import Pending, pending_for, pending_retry
 from gateway.service.refusals import is_uuid, log_rejection, rejection_event
 from gateway.store.models import OutboxRow, StoredMessage
 from gateway.store.repository import Store
@@ -172,7 +172,11 @@ class ExchangeService:
             raise self.refused(caller, envelope, err) from None
 
     def commit(self, pending: Pending) -> Future[StoredMessage]:
-        """Queue ``pending`` for the group commit (see GroupCommitter.submit)."""
+        """Queue ``pending`` for the group commit (see GroupCommitter.submit);
+        a late retry of a stored message is answered without one."""
+        if pending.known is not None:
+            pending.future.set_result(pending.known)
+            return pending.future
         return self.committer.submit(pending)
 
     def finish(self, pending: Pending, stored: StoredMessage, caller: str) -> envelope_pb2.Receipt:
@@ -226,11 +230,18 @@ class ExchangeService:
             payload=envelope.payload,
             now=now,
             max_skew_seconds=self.settings.clock_skew_seconds,
+            require_fresh=False,
         )
         # A known mid is recognised in the commit's transaction, not here: a
         # read per message before the commit would cost more than the rare
-        # retry saves.
+        # retry saves. A signature too old (or too new) to be accepted as a
+        # new message is the exception: its retry is still answered.
         digest = sha256_hex(envelope.payload)
+        if not jws.is_fresh(claims, now, self.settings.clock_skew_seconds):
+            known = self.store.message(caller, envelope.mid)
+            if known is not None:
+                return pending_retry(envelope, digest, known)
+            jws.check_fresh(claims, now, self.settings.clock_skew_seconds)
         message = kinds.decode(envelope.kind, envelope.payload)
         today = local_date(datetime.fromtimestamp(now, UTC), self.zone)
         violations = validation.validate(envelope.kind, message, units=self.units, today=today)

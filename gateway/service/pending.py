@@ -35,6 +35,28 @@ class Pending:
     future: Future[StoredMessage] = field(default_factory=Future)
     #: The acceptance's audit index once this message itself was stored.
     audit_index: int = -1
+    #: The stored message when this is a late retry of it (nothing to commit).
+    known: StoredMessage | None = None
+
+
+def pending_retry(envelope: envelope_pb2.Envelope, digest: str, known: StoredMessage) -> Pending:
+    """A retry of the stored ``known`` message, signed too long ago to be
+    accepted as new: it goes to no commit and is answered with the original
+    receipt (or refused as MID_REUSED when ``digest`` differs)."""
+    message = NewMessage(
+        sender=envelope.sender,
+        mid=envelope.mid,
+        kind=envelope.kind,
+        payload=b"",
+        payload_sha256=digest,
+        signature=envelope.signature,
+        unit_code="",
+        accepted_at=known.accepted_at,
+        outbox=(),
+        pseudonyms=(),
+        referred=(),
+    )
+    return Pending(message=message, events=[], known=known)
 
 
 def pending_for(

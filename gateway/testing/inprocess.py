@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 
@@ -27,6 +29,7 @@ class BackgroundGateway:
     ``credentials`` are what a client needs to reach it under TLS.
     Entering returns once health says SERVING (database and broker ready).
     ``checkpointer`` is the audit checkpointer the server runs (tests wait on it).
+    ``clock`` is the exchange service's (a test may move it).
     """
 
     def __init__(
@@ -34,13 +37,14 @@ class BackgroundGateway:
         settings: Settings,
         ready_timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if settings.listen.endswith(":7443"):
             settings = replace(settings, listen="127.0.0.1:0")
         self.settings = settings
         self.ready_timeout = ready_timeout
         self.credentials = credentials
-        self.gateway: Gateway = bootstrap.build(settings)
+        self.gateway: Gateway = bootstrap.build(settings, clock=clock)
         self.checkpointer = Checkpointer.for_settings(self.gateway.store, settings)
         self.target = ""
         self._loop: asyncio.AbstractEventLoop | None = None
