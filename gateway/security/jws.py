@@ -42,6 +42,10 @@ def _refuse(reason: str, field: str, message: str) -> InvalidMessage:
     return InvalidMessage(reason, message, [FieldViolation(field, message)])
 
 
+def _unauthenticated(reason: str, message: str) -> Unauthenticated:
+    return Unauthenticated(reason, message, [FieldViolation(_SIGNATURE_FIELD, message)])
+
+
 def sign_message(
     key: Ed25519PrivateKey,
     kid: str,
@@ -112,11 +116,12 @@ def unverified_claims(signature: str) -> MessageClaims:
 def _active_key(keys: KeyLookup, agency: str, kid: str) -> KeyRecord:
     if not keys.agency_exists(agency):
         raise Unauthenticated("UNKNOWN_AGENCY", f"{agency!r} is not a registered agency")
+    # The same faults as a token's unknown or revoked key, with the same status.
     record = keys.key(agency, kid)
     if record is None:
-        raise _refuse("UNKNOWN_KEY", _SIGNATURE_FIELD, f"{agency} has no key {kid!r}")
+        raise _unauthenticated("UNKNOWN_KEY", f"{agency} has no key {kid!r}")
     if record.revoked:
-        raise _refuse("REVOKED_KEY", _SIGNATURE_FIELD, f"key {kid!r} of {agency} is revoked")
+        raise _unauthenticated("REVOKED_KEY", f"key {kid!r} of {agency} is revoked")
     return record
 
 
@@ -138,10 +143,11 @@ def verify_message(
     ``check_fresh``; a retry of a known message is answered whenever it comes).
 
     Checks run in this order; the first failure raises InvalidMessage with
-    its reason and field, except UNKNOWN_AGENCY which is Unauthenticated:
+    its reason and field, except UNKNOWN_AGENCY, UNKNOWN_KEY and REVOKED_KEY
+    which are Unauthenticated (as for a token):
     MALFORMED_SIGNATURE (envelope.signature), SENDER_MISMATCH (envelope.sender),
     CLAIMS_MISMATCH (envelope.mid or envelope.kind), UNKNOWN_AGENCY, UNKNOWN_KEY,
-    REVOKED_KEY, BAD_SIGNATURE (envelope.signature), DIGEST_MISMATCH
+    REVOKED_KEY (envelope.signature), BAD_SIGNATURE (envelope.signature), DIGEST_MISMATCH
     (envelope.payload), IAT_OUT_OF_RANGE (envelope.signature).
     """
     claims, parsed = _parse(signature)

@@ -126,10 +126,15 @@ def _check_times(claims: dict[str, Any], now: float, leeway: int, max_lifetime: 
     iat, exp = claims["iat"], claims["exp"]
     if exp <= now - leeway:
         raise Unauthenticated("EXPIRED_TOKEN", f"the token expired at {exp}")
-    if exp - iat > max_lifetime or exp > now + max_lifetime + leeway:
+    # A token issued ahead of the clock is "not yet valid" whatever its exp.
+    start = max(iat, claims.get("nbf", iat))
+    if start > now + leeway:
+        raise Unauthenticated(
+            "TOKEN_NOT_YET_VALID",
+            f"the token is valid from {start}, more than {leeway}s ahead of the gateway's clock",
+        )
+    if exp - iat > max_lifetime:
         raise Unauthenticated("TOKEN_LIFETIME_TOO_LONG", f"tokens may live at most {max_lifetime}s")
-    if max(iat, claims.get("nbf", iat)) > now + leeway:
-        raise Unauthenticated("TOKEN_NOT_YET_VALID", "the token is not valid yet")
 
 
 class VerifiedTokens:

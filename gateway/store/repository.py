@@ -113,7 +113,7 @@ class Store:
         """Add an active key in ``session``; NotFound for an unknown agency,
         Conflict for a known kid."""
         if session.get(Agency, agency_id) is None:
-            raise NotFound("UNKNOWN_AGENCY", f"no agency {agency_id!r}")
+            raise NotFound("AGENCY_NOT_REGISTERED", f"no agency {agency_id!r}")
         if session.get(AgencyKey, (agency_id, kid)) is not None:
             raise Conflict("KEY_EXISTS", f"key {kid} is already registered for {agency_id}")
         session.add(
@@ -128,7 +128,7 @@ class Store:
         """Revoke a key from now on (kept if revoked already); NotFound if there is none."""
         key = session.get(AgencyKey, (agency_id, kid))
         if key is None:
-            raise NotFound("UNKNOWN_KEY", f"agency {agency_id!r} has no key {kid}")
+            raise NotFound("KEY_NOT_REGISTERED", f"agency {agency_id!r} has no key {kid}")
         key.revoked_at = key.revoked_at or _now()
 
     def agencies(self) -> list[Agency]:

@@ -144,6 +144,17 @@ def test_revoked_key(running: Running, stub, store) -> None:
     _expect(err, store, UNAUTH, "REVOKED_KEY")
 
 
+def test_a_signature_by_an_unknown_key_is_unauthenticated_as_a_token_by_one(
+    running: Running, stub, store
+) -> None:
+    stranger = generate_private_key()
+    envelope = build_envelope("judicial", stranger, kinds.ROSTER_CHANGE, enrolment())
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, UNAUTH, "UNKNOWN_KEY", "envelope.signature")
+    err = _submit(stub, _envelope(running), _token(running, key=stranger))
+    _expect(err, store, UNAUTH, "UNKNOWN_KEY")
+
+
 def test_token_issuer_differs_from_sender(running: Running, stub, store) -> None:
     err = _submit(stub, _envelope(running, "judicial"), _token(running, "police"))
     _expect(err, store, grpc.StatusCode.PERMISSION_DENIED, "SENDER_NOT_CALLER", "envelope.sender")

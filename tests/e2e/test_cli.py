@@ -75,7 +75,7 @@ def test_agency_lifecycle(tmp_path: Path, settings: Settings) -> None:
     assert rotated.exit_code == 0
     assert run("agency", "revoke-key", "police", kid).exit_code == 0
     dashed = run("agency", "revoke-key", "police", "-not-a-kid")
-    assert dashed.exit_code == 1 and "UNKNOWN_KEY" in dashed.output
+    assert dashed.exit_code == 1 and "KEY_NOT_REGISTERED" in dashed.output
     listing = run("agency", "list")
     assert "police" in listing.output and listing.output.count("police") >= 2
     jwks = json.loads(run("keys", "gateway").output)

@@ -209,14 +209,14 @@ def test_a_message_from_an_unknown_agency_is_unauthenticated() -> None:
 def test_a_signature_under_an_unregistered_kid_is_refused() -> None:
     refusal = _refusal(_sign(generate_private_key()))
 
-    assert isinstance(refusal, InvalidMessage)
+    assert isinstance(refusal, Unauthenticated)
     assert refusal.reason == "UNKNOWN_KEY"
 
 
 def test_a_signature_by_a_revoked_key_is_refused() -> None:
     refusal = _refusal(_sign(RETIRED))
 
-    assert isinstance(refusal, InvalidMessage)
+    assert isinstance(refusal, Unauthenticated)
     assert refusal.reason == "REVOKED_KEY"
 
 

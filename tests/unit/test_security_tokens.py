@@ -166,14 +166,18 @@ def test_a_token_living_longer_than_allowed_is_refused() -> None:
     assert _reason(_issue(ttl_seconds=601)) == "TOKEN_LIFETIME_TOO_LONG"
 
 
-def test_a_token_expiring_too_far_ahead_of_now_is_refused() -> None:
+def test_a_token_expiring_too_far_ahead_of_now_is_not_yet_valid() -> None:
     token = _craft(_claims(iat=NOW + 500, exp=NOW + 1000))
 
-    assert _reason(token) == "TOKEN_LIFETIME_TOO_LONG"
+    assert _reason(token) == "TOKEN_NOT_YET_VALID"
 
 
 def test_a_token_issued_in_the_future_is_refused() -> None:
     assert _reason(_issue(now=NOW + LEEWAY + 1)) == "TOKEN_NOT_YET_VALID"
+
+
+def test_a_token_issued_an_hour_ahead_is_not_yet_valid() -> None:
+    assert _reason(_issue(now=NOW + 3600)) == "TOKEN_NOT_YET_VALID"
 
 
 def test_a_token_issued_within_the_leeway_ahead_is_accepted() -> None:
