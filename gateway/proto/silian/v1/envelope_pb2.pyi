@@ -21,12 +21,24 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Envelope(_message.Message):
-    """Envelope is what a partner agency submits: the payload bytes of one message
+    """Every signature here is a compact JWS with header alg = "EdDSA" (Ed25519)
+    and kid (the key's RFC 7638 JWK thumbprint). Times are integer seconds since
+    the epoch. Digests are lowercase hex SHA-256.
+
+    Envelope is what a partner agency submits: the payload bytes of one message
     kind and the sender's compact JWS over them.
 
-    The JWS (header alg=EdDSA, kid) carries the claims mid, kind, iss, iat and
-    sha256 (lowercase hex SHA-256 of `payload`). The payload itself travels here,
-    not inside the JWS, so it is signed by digest.
+    Message signature claims (all required):
+      mid     the envelope's mid
+      kind    the envelope's kind
+      iss     the sender's principal id (= `sender`; "gateway" for the alerts
+              the gateway raises, signed with the gateway key)
+      iat     when it was signed; a NEW message must be signed within
+              clock_skew_seconds of the gateway's clock. A retry of an accepted
+              message (same mid, same payload) is answered with the original
+              receipt whatever its iat.
+      sha256  digest of `payload`
+    The payload itself travels here, not inside the JWS, so it is signed by digest.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -85,8 +97,15 @@ class Receipt(_message.Message):
     audit_index: _builtins.int
     """Index of the acceptance entry in the audit log."""
     signature: _builtins.str
-    """Compact JWS by the gateway key over the claims mid, iss (gateway id),
-    sub (sender), kind, sha256, audit_index and iat.
+    """Compact JWS by the gateway key. Claims:
+      iss          the gateway id (setting gateway_id, default "silian-gateway")
+      sub          the sender (= `sender`)
+      mid          = `mid`
+      kind         = `kind`
+      sha256       = `payload_sha256`
+      audit_index  = `audit_index`
+      iat          `accepted_at`, whole seconds
+    A receipt has no expiry: it stays verifiable with the gateway's public key.
     """
     @_builtins.property
     def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -117,7 +136,8 @@ Global___Receipt: _TypeAlias = Receipt  # noqa: Y015
 @_typing.final
 class Delivery(_message.Message):
     """Delivery is what a recipient receives: its own (possibly minimized) view of
-    a message, re-signed by the gateway.
+    a message, re-signed by the gateway. The bureau's feed carries the same
+    message with the full payload, `recipient` and `policy_id` "feed".
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -152,8 +172,20 @@ class Delivery(_message.Message):
     policy_id: _builtins.str
     """Id of the policy rule that produced this view."""
     signature: _builtins.str
-    """Compact JWS by the gateway key over the claims mid, iss (gateway id),
-    sub (recipient), kind, sha256 (of the view), orig_sha256, policy and iat.
+    """Compact JWS by the gateway key. Claims:
+      iss          the gateway id
+      sub          the recipient (= `recipient`; "feed" on the bureau's feed)
+      snd          the sender (= `sender`)
+      mid          = `mid`
+      kind         = `kind`
+      sha256       = `payload_sha256`, the digest of `payload` (the view)
+      orig_sha256  = `original_payload_sha256`
+      policy       = `policy_id` ("feed" on the bureau's feed)
+      iat          `accepted_at`, whole seconds
+    A recipient checks the signature with the gateway's public key (JWKS from
+    `silian keys gateway`), then that sub is itself and mid, kind, snd and
+    sha256 match the delivery. On the feed the same JWS also travels as the
+    AMQP header x-silian-signature.
     """
     redelivered: _builtins.bool
     """True when the broker has delivered this before without acknowledgement."""
