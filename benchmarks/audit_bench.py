@@ -28,6 +28,7 @@ from gateway.audit import bundle, log, tree
 from gateway.audit.checkpoints import audit_signer, make_checkpoint
 from gateway.config import Settings
 from gateway.domain.events import AuditEvent
+from gateway.security.atrest import DataKeys
 from gateway.store import db
 from gateway.store.repository import Store
 from gateway.testing import LOCAL_POSTGRES_URL, postgres_schema
@@ -41,14 +42,14 @@ def database(kind: str, directory: Path) -> Iterator[Store]:
     if kind == "sqlite":
         engine = db.make_engine(f"sqlite:///{directory / 'bench.db'}")
         db.upgrade(engine)
-        yield Store(engine)
+        yield Store(engine, DataKeys.ephemeral())
         engine.dispose()
         return
     with postgres_schema(POSTGRES_URL, "bench") as url:
         engine = db.make_engine(url)
         try:
             db.upgrade(engine)
-            yield Store(engine)
+            yield Store(engine, DataKeys.ephemeral())
         finally:
             engine.dispose()
 

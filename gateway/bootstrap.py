@@ -19,6 +19,8 @@ from gateway.domain import registry
 from gateway.domain.linkage import Linkages
 from gateway.domain.policy import Policy
 from gateway.domain.units import Units
+from gateway.security.atrest import DataKeys
+from gateway.security.files import private_dir, restrict
 from gateway.security.signer import GatewaySigner, load_or_create_key, load_or_create_secret
 from gateway.service.exchange import ExchangeService
 from gateway.service.outbox import Outbox
@@ -29,12 +31,22 @@ log = structlog.get_logger(__name__)
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
-    """The store for ``settings``; an empty database is migrated automatically."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The store for ``settings``; an empty database is migrated automatically.
+    The data directory is made private (0700), the SQLite file 0600."""
+    private_dir(settings.data_dir)
+    keys = data_keys(settings)
     engine = db.make_engine(settings.effective_database_url)
     if migrate and (db.is_empty(engine) or db.current_revision(engine) is None):
-        db.upgrade(engine)
-    return Store(engine)
+        db.upgrade(engine, data_keys=keys)
+    sqlite_file = db.sqlite_path(settings.effective_database_url)
+    if sqlite_file is not None:
+        restrict(sqlite_file)
+    return Store(engine, keys)
+
+
+def data_keys(settings: Settings) -> DataKeys:
+    """The data keys that seal personal data in the database (``keys/data/``)."""
+    return DataKeys.load_or_create(private_dir(settings.keys_dir / "data"))
 
 
 def load_policy(settings: Settings) -> Policy:

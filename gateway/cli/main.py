@@ -18,6 +18,7 @@ from gateway import logs
 from gateway.cli.errors import SERVER_INSTALL, one_line, server_missing
 from gateway.config import load_settings
 from gateway.domain import registry
+from gateway.security.files import private_process
 
 #: Command name → "module:attribute" of its click command.
 COMMANDS: dict[str, str] = {
@@ -95,6 +96,7 @@ def _unavailable(name: str, message: str) -> click.Command:
 def main(ctx: click.Context, data_dir: Path | None, log_format: str | None) -> None:
     """Silian (四联) gateway: signed data exchange between the judicial bureau and
     the police, procuratorate, NGO and detox centre of Baoji."""
+    private_process()  # what any command writes (database, keys, exports) is 0600
     try:
         settings = load_settings(data_dir, log_format=log_format)
     except ValueError as err:

@@ -55,11 +55,13 @@ def db() -> None:
 @db.command("upgrade")
 @one_line_errors
 def db_upgrade() -> None:
-    """Apply migrations up to the newest schema (idempotent)."""
+    """Apply migrations up to the newest schema (idempotent); personal data
+    already stored is encrypted with the data key on the way (0004)."""
+    from gateway import bootstrap
     from gateway.store import db as database
 
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = database.make_engine(settings.effective_database_url)
-    database.upgrade(engine)
+    store = bootstrap.open_store(settings, migrate=False)
+    engine = store.engine
+    database.upgrade(engine, data_keys=store.data_keys)
     console.print(f"schema at revision {database.current_revision(engine)}")

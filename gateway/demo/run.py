@@ -221,7 +221,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     started = datetime.now(UTC)
     clock = time.monotonic()
     store = bootstrap.open_store(settings)
-    db.upgrade(store.engine)  # a data directory from an older version, too
+    db.upgrade(store.engine, data_keys=store.data_keys)  # an older data directory, too
     policy = bootstrap.load_policy(settings)
     keys = ensure_principals(settings, store, policy)
     units = bootstrap.load_units(settings)

@@ -156,7 +156,7 @@ def summarize(
             [(_utc(d) - accepted[(s, m)]).total_seconds() for s, m, _, _, d, _ in rows if d]
         )
         summary.undelivered = sum(1 for row in rows if row[5] is None)
-        _payload_figures(summary, stored, now.date())
+        _payload_figures(summary, stored, now.date(), store)
     return summary
 
 
@@ -197,12 +197,16 @@ def _latency(seconds: list[float]) -> Latency | None:
     return Latency(len(ordered), at(0.5), at(0.9), at(0.99), ordered[-1])
 
 
-def _payload_figures(summary: PeriodSummary, stored: list[StoredMessage], today: date) -> None:
+def _payload_figures(
+    summary: PeriodSummary, stored: list[StoredMessage], today: date, store: Store
+) -> None:
     findings: dict[str, pb.InspectionFinding] = {}
     rectified: dict[str, datetime] = {}
     decided: dict[str, tuple[datetime, int]] = {}
     for message in sorted(stored, key=lambda m: _utc(m.accepted_at)):
-        payload = kinds.decode(message.kind, message.payload)
+        if not message.payload:  # purged under the retention rules
+            continue
+        payload = kinds.decode(message.kind, store.payload_of(message))
         at = _utc(message.accepted_at)
         if isinstance(payload, pb.Alert):
             summary.alerts[(_name(pb.AlertType, payload.alert_type), payload.unit_code)] += 1

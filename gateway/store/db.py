@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
+from gateway.security.atrest import DataKeys
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -39,16 +41,26 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine, data_keys: DataKeys | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
+    config.attributes["data_keys"] = data_keys
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+def upgrade(engine: Engine, revision: str = "head", *, data_keys: DataKeys | None = None) -> None:
+    """Bring the schema to ``revision`` (idempotent). ``data_keys`` seal the
+    personal data of a database made before encryption at rest (0004)."""
+    command.upgrade(alembic_config(engine, data_keys), revision)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ``url`` (None for another database or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def is_empty(engine: Engine) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.domain.calendar import BUREAU_TIME, local_date
 from gateway.domain.units import Units
+from gateway.store import sealed
 from gateway.store.models import LinkageState
 from gateway.store.repository import Store
 
@@ -43,14 +44,15 @@ class BatchState:
             return
         self.fetched.update(dict.fromkeys(wanted))
         rows = session.execute(
-            select(LinkageState.linkage, LinkageState.key, LinkageState.value).where(
+            select(LinkageState.linkage, LinkageState.key, LinkageState.sealed_value).where(
                 LinkageState.linkage.in_({linkage for linkage, _ in wanted}),
                 LinkageState.key.in_({key for _, key in wanted}),
             )
         )
+        keys = sealed.keys_of(session)
         self.fetched.update(
             {
-                (linkage, key): value
+                (linkage, key): sealed.open_state(keys, linkage, key, value)
                 for linkage, key, value in rows
                 if (linkage, key) in self.fetched
             }
@@ -103,11 +105,13 @@ class StoredLinkageContext:
             known = self._batch.fetched[name]
             return dict(known) if known is not None else None
         value = self._session.execute(
-            select(LinkageState.value).where(
+            select(LinkageState.sealed_value).where(
                 LinkageState.linkage == self.linkage, LinkageState.key == key
             )
         ).scalar_one_or_none()
-        return dict(value) if value is not None else None
+        if value is None:
+            return None
+        return sealed.open_state(sealed.keys_of(self._session), self.linkage, key, value)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self.overlay[(self.linkage, key)] = dict(value)
@@ -130,12 +134,17 @@ class StoredLinkageContext:
                 {k: v for (n, k), v in layer.items() if n == self.linkage and k.startswith(prefix)}
             )
         rows = self._session.execute(
-            select(LinkageState.key, LinkageState.value)
+            select(LinkageState.key, LinkageState.sealed_value)
             .where(LinkageState.linkage == self.linkage, LinkageState.key.startswith(prefix))
             .order_by(LinkageState.key)
             .execution_options(yield_per=ITEMS_CHUNK)
         )
-        stored = ((key, dict(value)) for key, value in rows if key not in layered)
+        keys = sealed.keys_of(self._session)
+        stored = (
+            (key, sealed.open_state(keys, self.linkage, key, value))
+            for key, value in rows
+            if key not in layered
+        )
         pending = sorted((key, dict(value)) for key, value in layered.items())
         yield from heapq.merge(stored, pending, key=lambda item: item[0])
 
@@ -144,8 +153,14 @@ def flush(session: Session, staged: Staged, now: datetime) -> None:
     """Store staged linkage state in one multi-row upsert."""
     if not staged:
         return
+    keys = sealed.keys_of(session)
     rows = [
-        {"linkage": linkage, "key": key, "value": value, "updated_at": now}
+        {
+            "linkage": linkage,
+            "key": key,
+            "sealed_value": sealed.seal_state(keys, linkage, key, value),
+            "updated_at": now,
+        }
         for (linkage, key), value in staged.items()
     ]
     dialect = session.get_bind().dialect.name
@@ -153,7 +168,10 @@ def flush(session: Session, staged: Staged, now: datetime) -> None:
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["linkage", "key"],
-            set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+            set_={
+                "sealed_value": statement.excluded.sealed_value,
+                "updated_at": statement.excluded.updated_at,
+            },
         ),
         rows,
     )

@@ -48,7 +48,9 @@ class AgencyKey(Base):
 
 
 class StoredMessage(Base):
-    """An accepted message exactly as the sender signed it, with its receipt."""
+    """An accepted message exactly as the sender signed it, with its receipt.
+    ``payload`` is sealed (``gateway.store.sealed``); the rest is routing
+    metadata and digests."""
 
     __tablename__ = "messages"
 
@@ -65,7 +67,8 @@ class StoredMessage(Base):
 
 
 class OutboxRow(Base):
-    """One delivery to publish: a recipient's signed view, or a feed copy.
+    """One delivery to publish: a recipient's signed view, or a feed copy
+    (``body``, sealed).
 
     ``published_at`` is set only after the broker confirmed the publish; the
     later timestamps track the recipient's side.
@@ -98,13 +101,14 @@ class OutboxRow(Base):
 
 
 class SubjectPseudonym(Base):
-    """Which pseudonym a recipient knows a subject by, and whether it was referred."""
+    """Which pseudonym a recipient knows a subject by (the resident ID
+    sealed), and whether it was referred."""
 
     __tablename__ = "subject_pseudonyms"
 
     recipient: Mapped[str] = mapped_column(String(64), primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
-    resident_id: Mapped[str] = mapped_column(String(18), index=True)
+    sealed_resident_id: Mapped[bytes] = mapped_column(LargeBinary)
     referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -122,13 +126,14 @@ class MessageSubject(Base):
 class LinkageState(Base):
     """Small JSON documents a linkage keeps between messages (a finding's
     lifecycle, approved leave, last successful check), namespaced by linkage,
-    so a new linkage needs no schema change."""
+    so a new linkage needs no schema change. The document is sealed JSON; keys
+    name people only by subject key (a keyed hash)."""
 
     __tablename__ = "linkage_state"
 
     linkage: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_value: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.domain.errors import Conflict, NotFound, Unavailable
 from gateway.domain.messages import NewMessage
 from gateway.domain.outbox import OutboxItem
+from gateway.security.atrest import DataKeys
 from gateway.security.keys import KeyRecord
+from gateway.store import sealed
 from gateway.store.bulk import insert_rows
 from gateway.store.models import (
     Agency,
@@ -77,11 +79,16 @@ class DeliveryRow:
 
 
 class Store:
-    """Repository and unit of work over one engine."""
+    """Repository and unit of work over one engine. Personal data is sealed
+    with ``data_keys`` on the way in and opened on the way out
+    (``gateway.store.sealed``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, data_keys: DataKeys) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.data_keys = data_keys
+        self._sessions = sessionmaker(
+            engine, expire_on_commit=False, info={sealed.INFO_KEY: data_keys}
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -203,7 +210,9 @@ class Store:
         """Add accepted messages — (message, acceptance audit index, receipt) —
         with their outbox rows, pseudonyms and subject index to the session's
         transaction, one multi-row insert per table (their audit entries are
-        the caller's). Returns the stored messages (not attached to the session)."""
+        the caller's). Returns the stored messages (not attached to the session,
+        their payloads in clear)."""
+        keys = self.data_keys
         stored = [
             StoredMessage(
                 sender=message.sender,
@@ -220,7 +229,15 @@ class Store:
             for message, audit_index, receipt in accepted
         ]
         columns = [c.key for c in StoredMessage.__table__.columns]
-        insert_rows(session, StoredMessage, [{c: getattr(m, c) for c in columns} for m in stored])
+        insert_rows(
+            session,
+            StoredMessage,
+            [
+                {c: getattr(m, c) for c in columns}
+                | {"payload": keys.seal(m.payload, sealed.message_row(m.sender, m.mid))}
+                for m in stored
+            ],
+        )
         insert_rows(
             session,
             OutboxRow,
@@ -234,7 +251,12 @@ class Store:
                     "routing_key": row.routing_key,
                     "policy_id": row.policy_id,
                     "view_sha256": row.view_sha256,
-                    "body": row.body,
+                    "body": keys.seal(
+                        row.body,
+                        sealed.outbox_row(
+                            message.sender, message.mid, row.destination, row.recipient
+                        ),
+                    ),
                     "headers": dict(row.headers),
                     "created_at": message.accepted_at,
                     "published_at": None,
@@ -260,8 +282,7 @@ class Store:
                 self._remember_pseudonyms(session, message)
         return stored
 
-    @staticmethod
-    def _remember_pseudonyms(session: Session, message: NewMessage) -> None:
+    def _remember_pseudonyms(self, session: Session, message: NewMessage) -> None:
         referred = set(message.referred)
         for recipient, pseudonym, resident_id in message.pseudonyms:
             row = session.get(SubjectPseudonym, (recipient, pseudonym))
@@ -269,7 +290,9 @@ class Store:
                 row = SubjectPseudonym(
                     recipient=recipient,
                     pseudonym=pseudonym,
-                    resident_id=resident_id,
+                    sealed_resident_id=self.data_keys.seal_text(
+                        resident_id, sealed.pseudonym_row(recipient, pseudonym)
+                    ),
                     referred_at=None,
                 )
                 session.add(row)
@@ -312,14 +335,29 @@ class Store:
 
     @staticmethod
     def resident_id_of_pseudonym_in(session: Session, pseudonym: str) -> str | None:
-        return session.scalars(
-            select(SubjectPseudonym.resident_id).where(SubjectPseudonym.pseudonym == pseudonym)
+        row = session.execute(
+            select(SubjectPseudonym.recipient, SubjectPseudonym.sealed_resident_id)
+            .where(SubjectPseudonym.pseudonym == pseudonym)
+            .limit(1)
         ).first()
+        if row is None:
+            return None
+        return sealed.keys_of(session).open_text(
+            row.sealed_resident_id, sealed.pseudonym_row(row.recipient, pseudonym)
+        )
 
     def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
         with self.transaction() as session:
             row = session.get(SubjectPseudonym, (recipient, pseudonym))
-            return row.resident_id if row else None
+            if row is None:
+                return None
+            return self.data_keys.open_text(
+                row.sealed_resident_id, sealed.pseudonym_row(recipient, pseudonym)
+            )
+
+    def payload_of(self, message: StoredMessage) -> bytes:
+        """The payload of a message read from the database, opened."""
+        return self.data_keys.open(message.payload, sealed.message_row(message.sender, message.mid))
 
     # --- the outbox ------------------------------------------------------------
 
@@ -330,6 +368,8 @@ class Store:
             rows = session.execute(
                 select(
                     OutboxRow.id,
+                    OutboxRow.sender,
+                    OutboxRow.recipient,
                     OutboxRow.destination,
                     OutboxRow.routing_key,
                     OutboxRow.mid,
@@ -348,7 +388,10 @@ class Store:
                     routing_key=row.routing_key,
                     mid=row.mid,
                     kind=row.kind,
-                    body=row.body,
+                    body=self.data_keys.open(
+                        row.body,
+                        sealed.outbox_row(row.sender, row.mid, row.destination, row.recipient),
+                    ),
                     headers=dict(row.headers),
                 )
                 for row in rows

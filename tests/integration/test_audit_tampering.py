@@ -21,6 +21,7 @@ from gateway.audit.note import Checkpoint, Signer
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.domain.events import AuditEvent
+from gateway.security.atrest import DataKeys
 from gateway.store import db
 from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.store.repository import Store
@@ -59,7 +60,7 @@ def audit_log(fresh_database_url: str, tmp_path: Path) -> Iterator[Log]:  # noqa
     settings = Settings(data_dir=tmp_path / "data", database_url=fresh_database_url)
     engine = db.make_engine(fresh_database_url)
     db.upgrade(engine)
-    store = Store(engine)
+    store = Store(engine, DataKeys.ephemeral())
     signer = audit_signer(settings)
     for start in range(0, ENTRIES, CHECKPOINT_EVERY):
         for batch in range(start, start + CHECKPOINT_EVERY, 5):

@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.domain.errors import InvalidMessage, PermissionDenied
 from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
+from gateway.security.atrest import DataKeys
 from gateway.store import db
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
@@ -31,7 +32,7 @@ from tests.integration.audit_fixtures import fresh_database_url  # noqa: F401  (
 def store(fresh_database_url: str) -> Iterator[Store]:  # noqa: F811
     engine = db.make_engine(fresh_database_url)
     db.upgrade(engine)
-    yield Store(engine)
+    yield Store(engine, DataKeys.ephemeral())
     engine.dispose()
 
 
@@ -157,7 +158,7 @@ def test_migrating_a_log_from_before_the_tree_builds_its_tree(fresh_database_url
         )
         connection.execute(text("UPDATE audit_head SET size = 37"))
     db.upgrade(engine)
-    store = Store(engine)
+    store = Store(engine, DataKeys.ephemeral())
     _append(store, 3)
     leaves = _leaves(store)
     with store.transaction() as session:

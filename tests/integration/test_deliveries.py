@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway.domain import events
 from gateway.domain.errors import Unavailable
+from gateway.security.atrest import DataKeys
 from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
 from gateway.store import db
@@ -32,7 +33,7 @@ class FailingStore(Store):
 def store(database_url: str) -> Iterator[FailingStore]:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
-    yield FailingStore(engine)
+    yield FailingStore(engine, DataKeys.ephemeral())
     engine.dispose()
 
 
@@ -54,7 +55,7 @@ class GatedStore(Store):
     """Each delivery write (of the first two) waits for its own gate."""
 
     def __init__(self, engine: object) -> None:
-        super().__init__(engine)  # type: ignore[arg-type]
+        super().__init__(engine, DataKeys.ephemeral())  # type: ignore[arg-type]
         self.entered = [threading.Event(), threading.Event()]
         self.gates = [threading.Event(), threading.Event()]
         self.calls = 0

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gateway.domain.units import Units
+from gateway.security.atrest import DataKeys
 from gateway.store import db
 from gateway.store.linkage_state import ITEMS_CHUNK, BatchState, StoredLinkageContext, flush
+from gateway.store.sealed import INFO_KEY
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
@@ -21,7 +23,7 @@ NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 def session(database_url: str) -> Iterator[Session]:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
-    with Session(engine) as session, session.begin():
+    with Session(engine, info={INFO_KEY: DataKeys.ephemeral()}) as session, session.begin():
         yield session
         session.rollback()
     engine.dispose()

@@ -17,8 +17,10 @@ from gateway.domain.errors import NotFound
 from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.security.atrest import DataKeys
 from gateway.store.linkage_state import StoredLinkageContext, flush
 from gateway.store.models import Base
+from gateway.store.sealed import INFO_KEY
 from gateway.testing import enrolment, resident_id
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
@@ -30,7 +32,7 @@ CHENCANG = "610304"  # 陈仓区, inside
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)
-    with Session(engine) as session:
+    with Session(engine, info={INFO_KEY: DataKeys.ephemeral()}) as session:
         yield session
     engine.dispose()
 

@@ -20,8 +20,10 @@ from gateway.domain.errors import FailedPrecondition
 from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.security.atrest import DataKeys
 from gateway.store.linkage_state import StoredLinkageContext, flush
 from gateway.store.models import Base
+from gateway.store.sealed import INFO_KEY
 
 ISSUED_AT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 DEADLINE = "2026-03-31"
@@ -31,7 +33,7 @@ DEADLINE = "2026-03-31"
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)
-    with Session(engine) as session:
+    with Session(engine, info={INFO_KEY: DataKeys.ephemeral()}) as session:
         yield session
     engine.dispose()
 
