@@ -76,6 +76,11 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     #: Seconds between runs of the linkages' time-driven rules (deadlines, silence).
     sweep_interval_seconds: float = 60.0
+    #: Purge the payloads of people whose supervision ended more than this many
+    #: years ago (the archive rules' period; 0: keep everything).
+    retention_years: int = 5
+    #: Seconds between the gateway's own retention runs (first one at start).
+    retention_interval_seconds: float = 86400.0
     #: Origin line of the audit log's checkpoints, also the name of the audit key
     #: (no spaces or '+'); default "<gateway_id>/audit".
     audit_origin: str = ""

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "demo": "gateway.cli.demo:demo",
     "report": "gateway.cli.demo:report",
     "audit": "gateway.cli.audit:audit",
+    "retention": "gateway.cli.retention:retention",
     "send": "gateway.cli.messages:send",
     "receive": "gateway.cli.messages:receive",
 }

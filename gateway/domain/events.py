@@ -29,6 +29,7 @@ AGENCY_ADDED = "agency.added"
 KEY_ADDED = "key.added"
 KEY_REVOKED = "key.revoked"
 SUBJECT_QUERIED = "subject.queried"  # an auditor looked up who received a person's data
+PAYLOAD_PURGED = "payload.purged"  # retention emptied a message's payload (digests stay)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import grpc
 import pika
@@ -21,11 +22,13 @@ from sqlalchemy import text
 from gateway.audit.checkpoints import Checkpointer
 from gateway.bootstrap import Gateway, recipients
 from gateway.broker import topology
+from gateway.domain.calendar import local_date
 from gateway.proto.silian.v1 import audit_pb2, exchange_pb2
 from gateway.rpc import audit_servicer
 from gateway.rpc.boundary import Boundary
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
 from gateway.rpc.tls import ServerTls, check_listen
+from gateway.service import retention
 from gateway.service.admission import Admission, parse_rate_limits
 
 log = structlog.get_logger(__name__)
@@ -124,6 +127,30 @@ async def _sweep(gateway: Gateway, stopping: asyncio.Event) -> None:
             log.info("sweep.alerts", raised=raised)
 
 
+async def _retention(gateway: Gateway, stopping: asyncio.Event) -> None:
+    """Purge expired payloads at start, then every ``retention_interval_seconds``."""
+    while not stopping.is_set() and gateway.settings.retention_years > 0:
+        try:
+            await asyncio.to_thread(purge_expired, gateway)
+        except Exception:  # logged; the next round tries again
+            log.exception("retention.failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), gateway.settings.retention_interval_seconds)
+
+
+def purge_expired(gateway: Gateway) -> retention.Purged:
+    """One retention run of ``gateway`` (its clock, calendar and settings)."""
+    service = gateway.service
+    now = datetime.fromtimestamp(service.clock(), UTC)
+    return retention.run(
+        gateway.store,
+        subject_key=service.subject_key,
+        years=gateway.settings.retention_years,
+        today=local_date(now, service.zone),
+        now=now,
+    )
+
+
 async def serve(
     gateway: Gateway,
     *,
@@ -198,6 +225,7 @@ async def serve(
             loop.add_signal_handler(signal.SIGHUP, tls.reload)
     watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
     sweeper = asyncio.create_task(_sweep(gateway, stopping))
+    retainer = asyncio.create_task(_retention(gateway, stopping))
     log.info(
         "gateway.serving",
         listen=settings.listen,
@@ -213,6 +241,7 @@ async def serve(
     await server.stop(settings.shutdown_grace_seconds)
     watcher.cancel()
     sweeper.cancel()
+    retainer.cancel()
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)

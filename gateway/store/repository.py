@@ -356,8 +356,17 @@ class Store:
             )
 
     def payload_of(self, message: StoredMessage) -> bytes:
-        """The payload of a message read from the database, opened."""
+        """The payload of a message read from the database, opened (b"" once purged)."""
+        if not message.payload:
+            return b""
         return self.data_keys.open(message.payload, sealed.message_row(message.sender, message.mid))
+
+    def body_of(self, row: OutboxRow) -> bytes:
+        """The body of an outbox row read from the database, opened (b"" once purged)."""
+        if not row.body:
+            return b""
+        identity = sealed.outbox_row(row.sender, row.mid, row.destination, row.recipient)
+        return self.data_keys.open(row.body, identity)
 
     # --- the outbox ------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def deliveries(gateway: Gateway, receipt: envelope_pb2.Receipt) -> dict[str, Mes
     found = {}
     for row in gateway.store.outbox_of(receipt.sender, receipt.mid):
         if row.destination == "inbox":
-            delivery = envelope_pb2.Delivery.FromString(row.body)
+            delivery = envelope_pb2.Delivery.FromString(gateway.store.body_of(row))
             found[row.recipient] = kinds.decode(delivery.kind, delivery.payload)
     return found
 
