@@ -1,10 +1,17 @@
 """Message kinds and the payload type of each (DESIGN §2).
 
 Adapters may register further kinds (a fifth linkage) with ``register``.
+
+The ``.proto`` is the contract: ``decode`` refuses a payload carrying fields
+its type does not declare, at any depth (a partner on a newer schema, or bytes
+smuggled past the views), naming the field numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 
 from gateway.domain.errors import FieldViolation, InvalidMessage
@@ -62,8 +69,10 @@ def encode(message: Message) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
-def decode(kind: str, payload: bytes) -> Message:
-    """Parse ``payload`` as the message type of ``kind``; InvalidMessage if it cannot."""
+def decode(kind: str, payload: bytes, *, allow_unknown: bool = False) -> Message:
+    """Parse ``payload`` as the message type of ``kind``; InvalidMessage if it cannot,
+    or (unless ``allow_unknown``, for reading back what was stored before this
+    rule) if it carries fields the type does not declare (``UNKNOWN_FIELDS``)."""
     message = payload_type(kind)()
     try:
         message.ParseFromString(payload)
@@ -73,4 +82,44 @@ def decode(kind: str, payload: bytes) -> Message:
             f"payload is not a valid {type(message).__name__}: {exc}",
             [FieldViolation("envelope.payload", "cannot be parsed")],
         ) from None
+    unknown = [] if allow_unknown else list(unknown_field_numbers(message))
+    if unknown:
+        listed = unknown[:MAX_LISTED_UNKNOWN]
+        more = f" and {len(unknown) - len(listed)} more" if len(unknown) > len(listed) else ""
+        raise InvalidMessage(
+            "UNKNOWN_FIELDS",
+            f"payload has fields {type(message).__name__} does not declare: "
+            + ", ".join(f"{number} in {path}" for path, number in listed)
+            + more
+            + " (the contract is silian.v1's .proto; send only the fields it declares)",
+            [
+                FieldViolation(f"{path}.#{number}", "is not a field of this message type")
+                for path, number in listed
+            ],
+        )
     return message
+
+
+#: At most this many unknown fields are named in a refusal.
+MAX_LISTED_UNKNOWN = 20
+
+
+def unknown_field_numbers(message: Message, path: str = "payload") -> Iterator[tuple[str, int]]:
+    """(path, field number) of every field in ``message`` its type does not declare,
+    at any depth; a number repeated in one message is named once."""
+    found = unknown_fields.UnknownFieldSet(message)
+    numbers = sorted({found[index].field_number for index in range(len(found))})
+    yield from ((path, number) for number in numbers)
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        name = f"{path}.{descriptor.name}"
+        if descriptor.message_type.GetOptions().map_entry:
+            if descriptor.message_type.fields_by_name["value"].message_type is not None:
+                for key in sorted(value):
+                    yield from unknown_field_numbers(value[key], f"{name}[{key!r}]")
+        elif descriptor.is_repeated:
+            for index, item in enumerate(value):
+                yield from unknown_field_numbers(item, f"{name}[{index}]")
+        else:
+            yield from unknown_field_numbers(value, name)

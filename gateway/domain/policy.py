@@ -113,8 +113,8 @@ def installed_adapter_policies() -> list[AdapterPolicy]:
 class FieldsView:
     """A declared view: per payload type (full name), the top-level fields kept.
 
-    Called as a view, it clears every other field, then applies the
-    ``pseudonymous`` view, so people in kept fields appear only as the
+    Called as a view, it copies the kept fields into a new message, then applies
+    the ``pseudonymous`` view, so people in kept fields appear only as the
     recipient's pseudonym and age band.
     """
 
@@ -127,10 +127,11 @@ class FieldsView:
 
     def __call__(self, message: Message, ctx: views.ViewContext) -> Message:
         kept = self.kept(message.DESCRIPTOR.full_name) or frozenset()
-        for descriptor in message.DESCRIPTOR.fields:
-            if descriptor.name not in kept:
-                message.ClearField(descriptor.name)
-        return views.VIEWS["pseudonymous"](message, ctx)
+        top = message.DESCRIPTOR.full_name
+        chosen = views.copy_fields(
+            message, lambda field: views.containing_type(field) != top or field.name in kept
+        )
+        return views.VIEWS["pseudonymous"](chosen, ctx)
 
 
 class Policy:
@@ -380,11 +381,11 @@ def _parse_view(where: str, name: str, table: object) -> FieldsView:
         unknown = set(names) - set(descriptor.fields_by_name)
         if unknown:
             raise ValueError(f"{where}: {kind} has no fields {_listing(unknown)}")
-        cleared = set(names) & views.PSEUDONYMOUS_CLEARED_FIELDS
+        cleared = set(names) - views.PSEUDONYMOUS_KEPT_FIELDS
         if cleared:
             raise ValueError(
                 f"{where}: {_listing(cleared)} may not be shown in a declared view "
-                "(the pseudonymous view clears them)"
+                "(the pseudonymous view does not keep them)"
             )
         fields = frozenset(names)
         if keep.setdefault(descriptor.full_name, fields) != fields:

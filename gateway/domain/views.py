@@ -1,15 +1,18 @@
 """Recipient views (minimization) and route conditions, named in the policy.
 
-A *view* turns a payload into what one recipient may see. ``apply_view``
-hands the view a private copy, so the sender's message is never changed.
+A *view* turns a payload into what one recipient may see. Views are built by
+allow-list: ``apply_view`` hands the view a new message into which only the
+fields the ``.proto`` declares were copied (``declared_copy``: unknown fields,
+at any depth, never reach a view), so the sender's message is never changed
+and nothing the gateway does not know can pass through.
 
-* ``full`` — the payload as sent.
-* ``pseudonymous`` — every ``Subject`` (at any depth) is replaced by one that
-  holds only the recipient's pseudonym of the resident ID and a 10-year age
-  band; and every field named in ``PSEUDONYMOUS_CLEARED_FIELDS`` is cleared
-  wherever it appears. The list is a deny-list of free text and identifying
-  details; a unit test fails when a payload gains a string field that is in
-  neither this list nor the test's list of fields known to be safe.
+* ``full`` — the payload as sent (its declared fields).
+* ``pseudonymous`` — a new message holding only the fields named in
+  ``PSEUDONYMOUS_KEPT_FIELDS`` (at any depth), in which every ``Subject`` is
+  one that holds only the recipient's pseudonym of the resident ID and a
+  10-year age band. A field added to the ``.proto`` is therefore not shown to
+  partners until it is listed; a unit test fails when a kept field is free
+  text not known to be safe.
 
 A *condition* decides whether a route applies to one message for one
 recipient. The service layer evaluates ``CONDITIONS[route.when](message, ctx)``
@@ -26,14 +29,15 @@ condition is false is not routed to that recipient.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.domain import kinds
-from gateway.domain.validation import birth_date_of, canonical_resident_id, child_messages, subjects
+from gateway.domain.validation import birth_date_of, canonical_resident_id, subjects
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 
 
@@ -71,26 +75,63 @@ CONDITIONS: dict[str, Condition] = {}
 _CONDITION_KINDS: dict[str, frozenset[str] | None] = {}
 F = TypeVar("F", View, Condition)
 
-PSEUDONYMOUS_CLEARED_FIELDS = frozenset(
+M = TypeVar("M", bound=Message)
+
+#: The fields of silian.v1 payloads a pseudonymous view keeps, wherever they appear:
+#: ids, codes, dates, enums and flags — never free text, places or identity
+#: (people appear only as ``Subject`` pseudonyms and age bands).
+PSEUDONYMOUS_KEPT_FIELDS = frozenset(
     {
-        "offence",
-        "address",
-        "notes",
-        "reason",
-        "officer",
-        "destination",
-        "details",
-        "place",
-        "place_region_code",
-        "police_reference",
-        "finding",
-        "legal_basis",
-        "recommendation",
-        "actions",
-        "evidence_refs",
-        "description",
+        # ids and references
+        "change_id",
+        "request_id",
+        "result_id",
+        "inspection_id",
+        "finding_id",
+        "referral_id",
+        "record_id",
+        "alert_id",
+        "evidence_mids",
+        "subject_pseudonyms",
+        "provider",
+        # units and dates
+        "unit_code",
+        "new_unit_code",
+        "effective_date",
+        "term_start_date",
+        "term_end_date",
+        "leave_start_date",
+        "leave_end_date",
+        "issued_date",
+        "rectification_deadline",
+        "reported_date",
+        "decided_date",
+        "service_date",
+        "raised_at",
+        "observed_at",
+        "response_deadline",
+        # facts as enums, flags and counts
+        "change_type",
+        "category",
+        "supervision_level",
+        "drug_related",
+        "check_types",
+        "check_type",
+        "outcome",
+        "severity",
+        "decision",
+        "needs",
+        "service_type",
+        "event_kind",
+        "duration_minutes",
+        "attendance",
+        "alert_type",
+        # people, minimized
+        "subject",
+        "subjects",
     }
 )
+_PAYLOAD_PACKAGE = "silian.v1"
 
 
 def register_view(name: str, fn: View) -> None:
@@ -110,9 +151,70 @@ def apply_view(name: str, message: Message, ctx: ViewContext) -> Message:
     view = VIEWS.get(name)
     if view is None:
         raise ValueError(f"unknown view {name!r}")
-    copy = type(message)()
-    copy.CopyFrom(message)
-    return view(copy, ctx)
+    return view(declared_copy(message), ctx)
+
+
+def declared_copy(message: M) -> M:
+    """A new message holding the fields of ``message`` its type declares, at any
+    depth; unknown fields (a newer ``.proto``, or smuggled bytes) are left behind."""
+    return copy_fields(message, lambda field: True)
+
+
+def copy_fields(
+    message: M,
+    keep: Callable[[FieldDescriptor], bool],
+    replace: Callable[[Message], Message | None] = lambda part: None,
+) -> M:
+    """A new message of ``message``'s type with the declared fields ``keep``
+    accepts, at any depth. ``replace(part)`` may return the value to put in place
+    of a nested message ``part`` (None: copy it the same way)."""
+    target = type(message)()
+    for field, value in message.ListFields():
+        if not keep(field):
+            continue
+        slot = getattr(target, field.name)
+        if field.message_type is None:
+            if field.is_repeated:
+                slot.extend(value)
+            else:
+                setattr(target, field.name, value)
+        elif field.message_type.GetOptions().map_entry:
+            _copy_map(slot, value, field.message_type, keep, replace)
+        elif field.is_repeated:
+            for item in value:
+                slot.add().MergeFrom(_nested(item, keep, replace))
+        else:
+            slot.SetInParent()
+            slot.MergeFrom(_nested(value, keep, replace))
+    return target
+
+
+def _nested(
+    part: Message,
+    keep: Callable[[FieldDescriptor], bool],
+    replace: Callable[[Message], Message | None],
+) -> Message:
+    replaced = replace(part)
+    return replaced if replaced is not None else copy_fields(part, keep, replace)
+
+
+def _copy_map(
+    target: Any,
+    entries: Any,
+    entry: Any,
+    keep: Callable[[FieldDescriptor], bool],
+    replace: Callable[[Message], Message | None],
+) -> None:
+    if entry.fields_by_name["value"].message_type is None:
+        target.update(entries)
+        return
+    for key in entries:
+        target[key].MergeFrom(_nested(entries[key], keep, replace))
+
+
+def containing_type(field: FieldDescriptor) -> str:
+    """The full name of the message type declaring ``field``."""
+    return field.containing_type.full_name if field.containing_type is not None else ""
 
 
 def register_condition(name: str, fn: Condition, *, for_kinds: Iterable[str] | None = None) -> None:
@@ -154,27 +256,23 @@ def _full(message: Message, ctx: ViewContext) -> Message:
 
 
 def _pseudonymous(message: Message, ctx: ViewContext) -> Message:
-    for _, subject in subjects(message):
-        _minimize_subject(subject, ctx)
-    for part in _with_descendants(message):
-        for name in PSEUDONYMOUS_CLEARED_FIELDS.intersection(part.DESCRIPTOR.fields_by_name):
-            part.ClearField(name)
-    return message
+    def replace(part: Message) -> Message | None:
+        return _minimized_subject(part, ctx) if isinstance(part, pb.Subject) else None
+
+    return copy_fields(message, pseudonymous_keeps, replace)
 
 
-def _minimize_subject(subject: pb.Subject, ctx: ViewContext) -> None:
+def pseudonymous_keeps(field: FieldDescriptor) -> bool:
+    """Whether the pseudonymous view keeps ``field`` (fields of messages outside
+    the payload package, such as Timestamp's, are kept whole)."""
+    in_payloads = containing_type(field).startswith(f"{_PAYLOAD_PACKAGE}.")
+    return not in_payloads or field.name in PSEUDONYMOUS_KEPT_FIELDS
+
+
+def _minimized_subject(subject: pb.Subject, ctx: ViewContext) -> pb.Subject:
     resident_id = canonical_resident_id(subject.resident_id)
     pseudonym = ctx.pseudonym(resident_id) if resident_id else ""
-    band = age_band(resident_id, ctx.today)
-    subject.Clear()
-    subject.pseudonym = pseudonym
-    subject.age_band = band
-
-
-def _with_descendants(message: Message) -> Iterator[Message]:
-    yield message
-    for _, child in child_messages(message):
-        yield from _with_descendants(child)
+    return pb.Subject(pseudonym=pseudonym, age_band=age_band(resident_id, ctx.today))
 
 
 def _referred(message: Message, ctx: ViewContext) -> bool:

@@ -206,7 +206,7 @@ def _payload_figures(
     for message in sorted(stored, key=lambda m: _utc(m.accepted_at)):
         if not message.payload:  # purged under the retention rules
             continue
-        payload = kinds.decode(message.kind, store.payload_of(message))
+        payload = kinds.decode(message.kind, store.payload_of(message), allow_unknown=True)
         at = _utc(message.accepted_at)
         if isinstance(payload, pb.Alert):
             summary.alerts[(_name(pb.AlertType, payload.alert_type), payload.unit_code)] += 1

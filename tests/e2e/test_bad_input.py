@@ -26,6 +26,7 @@ from gateway.service import provision
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
 from gateway.testing import enrolment, resident_id
+from gateway.testing import referral as referral_of
 from tests.e2e.conftest import Running
 from tests.helpers import receive_mids
 
@@ -324,3 +325,38 @@ def test_rejection_log_names_the_message_but_not_payload_values(
     assert rejected[0]["kind"] == kinds.ROSTER_CHANGE and rejected[0]["agency"] == "judicial"
     assert "payload.subject.resident_id" in rejected[0]["fields"]
     assert bad_id not in repr(rejected) and bad_id[6:14] not in repr(rejected)
+
+
+def test_an_unknown_field_carrying_a_name_is_refused_and_never_delivered(
+    running: Running, stub, store
+) -> None:
+    person = resident_id()
+    smuggled = "张某某 " + person
+    referral = kinds.encode(referral_of(person))
+    payload = referral + bytes([0x9A, 0x06, len(smuggled.encode())]) + smuggled.encode()
+    key, mid = running.keys["judicial"], str(uuid.uuid4())
+    signature = sign_message(
+        key,
+        kid_for(public_raw(key)),
+        mid=mid,
+        kind=kinds.SERVICE_REFERRAL,
+        iss="judicial",
+        payload=payload,
+    )
+    envelope = envelope_pb2.Envelope(
+        mid=mid,
+        kind=kinds.SERVICE_REFERRAL,
+        sender="judicial",
+        payload=payload,
+        signature=signature,
+    )
+    err = _submit(stub, envelope, _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_FIELDS", "payload.#99")
+    assert "99" in err.details()  # type: ignore[attr-defined]
+    judicial, ngo = running.client("judicial"), running.client("ngo")
+    after = judicial.submit(kinds.SERVICE_REFERRAL, referral_of(person))
+    received = receive_mids(ngo, [after.mid])
+    assert after.mid in received and mid not in received
+    assert all(smuggled.encode() not in d.SerializeToString() for d in received.values())
+    judicial.close()
+    ngo.close()
