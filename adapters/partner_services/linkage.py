@@ -52,13 +52,14 @@ class PartnerServiceLinkage:
         return []
 
     def _check_people(self, record: pb.ServiceRecord, ctx: LinkageContext) -> None:
+        referred = ctx.referred_among(self.name, list(record.subject_pseudonyms))
         unknown = [
             FieldViolation(
                 f"payload.subject_pseudonyms[{index}]",
                 f"{pseudonym} is not the pseudonym of a person referred to {self.name}",
             )
             for index, pseudonym in enumerate(record.subject_pseudonyms)
-            if not ctx.is_referred(self.name, pseudonym)
+            if pseudonym not in referred
         ]
         if unknown:
             raise NotFound(

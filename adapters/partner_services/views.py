@@ -21,7 +21,8 @@ RESOLVED = "resolved"
 def resolved(message: Message, ctx: ViewContext) -> Message:
     """``message`` with the pseudonyms of a service record replaced by resident IDs."""
     if isinstance(message, pb.ServiceRecord):
-        people = [ctx.resolve_pseudonym(p) or p for p in message.subject_pseudonyms]
+        resolved = ctx.resolve_pseudonyms(list(message.subject_pseudonyms))
+        people = [resolved.get(p, p) for p in message.subject_pseudonyms]
         del message.subject_pseudonyms[:]
         message.subject_pseudonyms.extend(people)
     return message

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: At most this many field violations are named in an answer, a log line or an
+#: audit entry (gRPC carries the details in metadata, which is small).
+MAX_LISTED_VIOLATIONS = 20
+
 
 @dataclass(frozen=True)
 class FieldViolation:
     field: str
     description: str
+
+
+def summary(violations: list[FieldViolation]) -> str:
+    """``field: description; …`` of the first MAX_LISTED_VIOLATIONS, and how many more."""
+    listed = "; ".join(f"{v.field}: {v.description}" for v in violations[:MAX_LISTED_VIOLATIONS])
+    more = len(violations) - MAX_LISTED_VIOLATIONS
+    return f"{listed}; and {more} more" if more > 0 else listed
 
 
 @dataclass
@@ -52,6 +63,11 @@ class FailedPrecondition(GatewayError):
 
 class TooLarge(GatewayError):
     """The message is larger than the configured limit."""
+
+
+class Internal(GatewayError):
+    """The gateway failed on this request (a bug, or a value its database
+    refused); the message names a correlation id that the log line names too."""
 
 
 class Unavailable(GatewayError):

@@ -81,8 +81,9 @@ class LinkageContext(Protocol):
         """The resident ID behind a pseudonym the gateway issued to a partner."""
         ...
 
-    def is_referred(self, recipient: str, pseudonym: str) -> bool:
-        """Whether the subject behind ``pseudonym`` was referred to ``recipient``."""
+    def referred_among(self, recipient: str, pseudonyms: Sequence[str]) -> set[str]:
+        """Those of ``pseudonyms`` whose subject was referred to ``recipient``,
+        looked up at once (a record may name hundreds of people)."""
         ...
 
 

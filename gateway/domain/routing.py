@@ -8,7 +8,7 @@ delivery is re-signed by the gateway, and the bureau's feed gets a copy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -56,18 +56,18 @@ class RecipientContext:
     def is_referred(self, resident_id: str) -> bool:
         return self.lookups.referred(self.recipient, pseudonyms.pseudonym(self.key, resident_id))
 
-    def resolve_pseudonym(self, pseudonym: str) -> str | None:
-        return self.lookups.resolve(pseudonym)
+    def resolve_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[str, str]:
+        return self.lookups.resolve(pseudonyms)
 
 
 @dataclass(frozen=True)
 class Lookups:
     """What routing asks the database (``gateway.service.lookups`` builds them):
-    whether a pseudonym was referred to a recipient, and the resident ID
-    behind a pseudonym the gateway issued."""
+    whether a pseudonym was referred to a recipient, and the resident IDs
+    behind pseudonyms the gateway issued (all of them in one query)."""
 
     referred: Callable[[str, str], bool]
-    resolve: Callable[[str], str | None]
+    resolve: Callable[[Sequence[str]], dict[str, str]]
 
 
 class Signer(Protocol):

@@ -3,7 +3,9 @@
 ``validate`` returns every violation found (never stops at the first), each
 with a field path below ``payload.`` and a description a clerk can act on.
 
-Rules common to every kind: each ``Subject`` anywhere in the payload that has
+Rules common to every kind: every field within its size limit
+(``gateway.domain.limits``; a payload over a limit is refused for that alone,
+before any other rule runs), each ``Subject`` anywhere in the payload that has
 a resident ID has a valid one (ISO 7064 MOD 11-2, real birth date), its
 birth date and gender agree with the ID, and it carries no pseudonym or age
 band (the gateway sets those).
@@ -30,7 +32,7 @@ from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.domain import kinds
+from gateway.domain import kinds, limits
 from gateway.domain.calendar import local_date
 from gateway.domain.errors import FieldViolation
 from gateway.domain.units import Units
@@ -94,6 +96,9 @@ def validate(kind: str, message: Message, *, units: Units, today: date) -> list[
     expected = kinds.payload_type(kind)
     if not isinstance(message, expected):
         raise TypeError(f"{kind} payload must be {expected.__name__}, not {type(message).__name__}")
+    oversized = limits.violations(message)
+    if oversized:
+        return oversized
     context = ValidationContext(units=units, today=today)
     violations = _subject_violations(message, context)
     for rules in _VALIDATORS.get(kind, []):

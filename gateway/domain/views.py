@@ -29,7 +29,7 @@ condition is false is not routed to that recipient.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any, Protocol, TypeVar
 
@@ -62,8 +62,9 @@ class ViewContext(Protocol):
         """Whether the subject with this upper-case resident ID was referred to the recipient."""
         ...
 
-    def resolve_pseudonym(self, pseudonym: str) -> str | None:
-        """The resident ID behind a pseudonym the gateway issued (to any partner), if any."""
+    def resolve_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[str, str]:
+        """The resident ID behind each of ``pseudonyms`` the gateway issued (to any
+        partner), looked up at once; pseudonyms it never issued are left out."""
         ...
 
 

@@ -1,4 +1,11 @@
-"""The one place where domain errors become gRPC statuses with google.rpc details."""
+"""The one place where domain errors become gRPC statuses with google.rpc details.
+
+gRPC carries the details in the call's trailing metadata (base64, and clients
+refuse metadata over 8 KiB by default), so an answer lists at most
+MAX_LISTED_VIOLATIONS field violations, clips long texts, and stops adding
+violations before the details reach MAX_DETAILS_BYTES: a refusal naming
+20,000 fields stays readable.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,10 @@ from gateway.domain import errors
 from gateway.proto.silian.v1 import exchange_pb2
 
 DOMAIN = "silian.gateway"
+MAX_DETAILS_BYTES = 4096
+MESSAGE_CHARS = 400
+FIELD_CHARS = 120
+DESCRIPTION_CHARS = 200
 
 #: Every GatewayError subclass and its status code (a test checks completeness).
 STATUS_CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
@@ -22,6 +33,7 @@ STATUS_CODES: dict[type[errors.GatewayError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Internal: grpc.StatusCode.INTERNAL,
     errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
@@ -33,7 +45,7 @@ def status_code(err: errors.GatewayError) -> grpc.StatusCode:
 def to_rpc_status(err: errors.GatewayError) -> status_pb2.Status:
     """google.rpc.Status with ErrorInfo (reason, domain) and, if any, BadRequest."""
     code = status_code(err)
-    status = status_pb2.Status(code=code.value[0], message=err.message)
+    status = status_pb2.Status(code=code.value[0], message=_clip(err.message, MESSAGE_CHARS))
     info = any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN))
     status.details.append(info)
@@ -44,18 +56,31 @@ def to_rpc_status(err: errors.GatewayError) -> status_pb2.Status:
         detail.Pack(retry)
         status.details.append(detail)
     if err.violations:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in err.violations
-            ]
-        )
+        bad = error_details_pb2.BadRequest()
+        budget = MAX_DETAILS_BYTES - status.ByteSize()
+        for field, description in _listed(err.violations):
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=field, description=description
+            )
+            budget -= violation.ByteSize() + 8  # tag, length and the Any's wrapping
+            if budget < 0:
+                break
+            bad.field_violations.append(violation)
         detail = any_pb2.Any()
         detail.Pack(bad)
         status.details.append(detail)
     return status
+
+
+def _listed(violations: list[errors.FieldViolation]) -> list[tuple[str, str]]:
+    return [
+        (_clip(v.field, FIELD_CHARS), _clip(v.description, DESCRIPTION_CHARS))
+        for v in violations[: errors.MAX_LISTED_VIOLATIONS]
+    ]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def to_grpc_status(err: errors.GatewayError) -> grpc.Status:
@@ -73,9 +98,9 @@ def to_rejection(err: errors.GatewayError) -> exchange_pb2.Rejection:
         retry_after_ms=retry_ms,
         code=status_code(err).value[0],
         reason=err.reason,
-        message=err.message,
+        message=_clip(err.message, MESSAGE_CHARS),
         field_violations=[
-            exchange_pb2.FieldViolation(field=v.field, description=v.description)
-            for v in err.violations
+            exchange_pb2.FieldViolation(field=field, description=description)
+            for field, description in _listed(err.violations)
         ],
     )

@@ -4,12 +4,18 @@ Every accepted message still gets its own audit entries, outbox rows and
 receipt; only the transaction (and its fsync) is shared. One writer thread
 owns the database writes of accepted messages, which also keeps SQLite's
 single writer busy instead of contended.
+
+One message fails alone: a batch whose transaction fails for any reason but
+the database being down is split in halves and committed again, down to the
+offending message, which is refused (Internal, with a correlation id in the
+answer and the log line) while the others are stored.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -20,7 +26,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
-from gateway.domain.errors import GatewayError, Unavailable
+from gateway.domain.errors import GatewayError, Internal, Unavailable
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewMessage
 from gateway.service.pending import Pending
@@ -162,17 +168,7 @@ class GroupCommitter:
         settle(job.future, stored)
 
     def _commit(self, batch: list[Pending]) -> None:
-        try:
-            outcomes = self._commit_once(batch)
-        except DuplicateRow:
-            # Another gateway process stored one of these mids first: retry one
-            # by one so only that message is affected.
-            outcomes = [o for p in batch for o in self._commit_alone(p)]
-        except Unavailable as error:
-            outcomes = [_Outcome(p, error=error) for p in batch]
-        except Exception as exc:  # a bug: fail the batch, keep the writer alive
-            log.exception("commit.crashed", batch=len(batch))
-            outcomes = [_Outcome(p, error=exc) for p in batch]
+        outcomes = self._commit_isolating(batch)
         new = [p.message for o in outcomes for p in o.accepted if p.audit_index >= 0]
         if new:
             self._handler.committed(new)
@@ -183,11 +179,22 @@ class GroupCommitter:
                 assert outcome.stored is not None
                 settle(outcome.pending.future, outcome.stored)
 
-    def _commit_alone(self, pending: Pending) -> list[_Outcome]:
+    def _commit_isolating(self, batch: Sequence[Pending]) -> list[_Outcome]:
+        """Commit ``batch``; if that fails for a reason other than the database
+        being down (another process stored one of these mids first, a value the
+        database refused, a bug), commit each half again, so that only the
+        offending message fails: about 2·log2(n) extra transactions for one."""
         try:
-            return self._commit_once([pending])
-        except (DuplicateRow, Unavailable) as error:
-            return [_Outcome(pending, error=error)]
+            return self._commit_once(batch)
+        except Unavailable as error:
+            return [_Outcome(p, error=error) for p in batch]
+        except Exception as exc:  # keep the writer alive, whatever happened
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                return self._commit_isolating(batch[:middle]) + self._commit_isolating(
+                    batch[middle:]
+                )
+            return [_Outcome(batch[0], error=_alone(batch[0], exc))]
 
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         with self._store.transaction() as session:
@@ -262,6 +269,25 @@ def settle(future: Future[T], result: T | None = None, error: BaseException | No
         future.set_exception(error)
     else:
         future.set_result(result)  # type: ignore[arg-type]
+
+
+def _alone(pending: Pending, exc: Exception) -> Exception:
+    """The error of one message that could not be stored even alone."""
+    if isinstance(exc, DuplicateRow):
+        return exc
+    correlation = uuid.uuid4().hex
+    log.error(
+        "commit.message_failed",
+        mid=pending.message.mid,
+        agency=pending.message.sender,
+        kind=pending.message.kind,
+        correlation_id=correlation,
+        exc_info=exc,
+    )
+    return Internal(
+        "STORE_FAILED",
+        f"the gateway could not store this message; correlation id {correlation}",
+    )
 
 
 def _key(pending: Pending) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from gateway.domain.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    summary,
 )
 from gateway.domain.events import AuditEvent
 from gateway.domain.linkage import Accepted, Linkages, state_keys
@@ -248,8 +249,7 @@ class ExchangeService:
         if violations:
             raise InvalidMessage(
                 "PAYLOAD_INVALID",
-                f"{envelope.kind} payload failed validation: "
-                + "; ".join(f"{v.field}: {v.description}" for v in violations),
+                f"{envelope.kind} payload failed validation: {summary(violations)}",
                 violations,
             )
         accepted_at = datetime.fromtimestamp(now, UTC)

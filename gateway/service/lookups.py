@@ -16,14 +16,14 @@ from gateway.store.repository import Store
 
 def of_store(store: Store, referrals: ReferralCache) -> Lookups:
     """Look-ups each in a transaction of its own; referrals from the cache."""
-    return Lookups(referrals.is_referred, store.resident_id_of_pseudonym)
+    return Lookups(referrals.is_referred, store.resident_ids_of_pseudonyms)
 
 
 def in_session(session: Session) -> Lookups:
     """Look-ups in session's transaction."""
     return Lookups(
         lambda recipient, pseudonym: Store.is_referred_in(session, recipient, pseudonym),
-        lambda pseudonym: Store.resident_id_of_pseudonym_in(session, pseudonym),
+        lambda pseudonyms: Store.resident_ids_of_pseudonyms_in(session, pseudonyms),
     )
 
 

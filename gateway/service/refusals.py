@@ -7,13 +7,17 @@ import uuid
 import structlog
 
 from gateway.domain import events, kinds
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import MAX_LISTED_VIOLATIONS, GatewayError
 from gateway.domain.events import AuditEvent
 from gateway.domain.policy import Policy
 from gateway.domain.routing import sha256_hex
 from gateway.proto.silian.v1 import envelope_pb2
 
 log = structlog.get_logger(__name__)
+
+#: Field paths are recorded up to this length (a path is the caller's only where
+#: a nested map key is in it).
+FIELD_CHARS = 120
 
 
 def is_uuid(value: str) -> bool:
@@ -38,7 +42,10 @@ def rejection_event(
     garbage, NUL bytes included, or personal data)."""
     detail: dict[str, str | int] = {"reason": err.reason}
     if err.violations:
-        detail["fields"] = ",".join(v.field for v in err.violations)
+        listed = err.violations[:MAX_LISTED_VIOLATIONS]
+        detail["fields"] = ",".join(v.field[:FIELD_CHARS] for v in listed)
+        if len(err.violations) > len(listed):
+            detail["more_fields"] = len(err.violations) - len(listed)
     if envelope is not None:
         mid = envelope.mid if is_uuid(envelope.mid) else ""
         kind = envelope.kind if envelope.kind in kinds.known_kinds() else ""
@@ -60,5 +67,6 @@ def log_rejection(caller: str, event: AuditEvent, err: GatewayError) -> None:
         agency=caller,
         kind=event.kind,
         reason=err.reason,
-        fields=[v.field for v in err.violations],
+        fields=[v.field[:FIELD_CHARS] for v in err.violations[:MAX_LISTED_VIOLATIONS]],
+        violations=len(err.violations),
     )

@@ -120,9 +120,9 @@ class StoredLinkageContext:
         """The resident ID behind a pseudonym the gateway issued to a partner."""
         return Store.resident_id_of_pseudonym_in(self._session, pseudonym)
 
-    def is_referred(self, recipient: str, pseudonym: str) -> bool:
-        """Whether the subject behind ``pseudonym`` was referred to ``recipient``."""
-        return Store.is_referred_in(self._session, recipient, pseudonym)
+    def referred_among(self, recipient: str, pseudonyms: Sequence[str]) -> set[str]:
+        """Those of ``pseudonyms`` whose subject was referred to ``recipient`` (one query)."""
+        return Store.referred_among_in(self._session, recipient, pseudonyms)
 
     def items(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every (key, value) of this linkage whose key starts with ``prefix``,

@@ -3,8 +3,9 @@
 ``Store.transaction()`` is the unit of work: callers (the service, the audit
 log) put a message, its outbox rows and the audit entries that describe them
 into one transaction. It is also the one place where database failures become
-errors callers understand: ``Unavailable`` (retry later) or ``DuplicateRow``
-(a unique key was taken, e.g. by another gateway process).
+errors callers understand: ``Unavailable`` (retry later), ``DuplicateRow``
+(a unique key was taken, e.g. by another gateway process) or ``RowRefused``
+(the database refused a value: retrying will not help).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.domain.errors import Conflict, NotFound, Unavailable
@@ -44,6 +51,12 @@ class DuplicateRow(Exception):
     mid stored at the same moment through another gateway process)."""
 
 
+class RowRefused(Exception):
+    """The database refused what a transaction wrote (a value too long for its
+    column, say): the data is at fault, not the database, so retrying as is
+    cannot succeed."""
+
+
 def database_unavailable(exc: DBAPIError) -> Unavailable:
     """The one translation of a database failure: logged with its cause, and
     answered to callers as a retryable Unavailable without it."""
@@ -53,6 +66,15 @@ def database_unavailable(exc: DBAPIError) -> Unavailable:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: Pseudonyms looked up per query (within every database's bound-parameter limit).
+LOOKUP_CHUNK = 1000
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
 
 
 @dataclass(frozen=True)
@@ -94,14 +116,17 @@ class Store:
     def transaction(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on error.
 
-        Raises ``DuplicateRow`` when a unique key was taken and ``Unavailable``
-        when the database failed; every other error passes through unchanged.
+        Raises ``DuplicateRow`` when a unique key was taken, ``RowRefused`` when
+        the database refused a value and ``Unavailable`` when the database
+        failed; every other error passes through unchanged.
         """
         try:
             with self._sessions.begin() as session:
                 yield session
         except IntegrityError as exc:
             raise DuplicateRow(str(exc.orig)[:200]) from None
+        except (DataError, ProgrammingError, NotSupportedError) as exc:
+            raise RowRefused(str(exc.orig)[:200]) from None
         except DBAPIError as exc:
             raise database_unavailable(exc) from None
 
@@ -318,6 +343,23 @@ class Store:
         row = session.get(SubjectPseudonym, (recipient, pseudonym))
         return row is not None and row.referred_at is not None
 
+    @staticmethod
+    def referred_among_in(session: Session, recipient: str, pseudonyms: Sequence[str]) -> set[str]:
+        """Those of ``pseudonyms`` whose person was referred to ``recipient``: one
+        query per ``LOOKUP_CHUNK`` pseudonyms, never one per pseudonym."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(pseudonyms))):
+            found.update(
+                session.scalars(
+                    select(SubjectPseudonym.pseudonym).where(
+                        SubjectPseudonym.recipient == recipient,
+                        SubjectPseudonym.pseudonym.in_(chunk),
+                        SubjectPseudonym.referred_at.is_not(None),
+                    )
+                )
+            )
+        return found
+
     def messages_about(self, subject_key: str) -> list[tuple[str, str]]:
         """(sender, mid) of every accepted message naming the subject."""
         with self.transaction() as session:
@@ -345,6 +387,28 @@ class Store:
         return sealed.keys_of(session).open_text(
             row.sealed_resident_id, sealed.pseudonym_row(row.recipient, pseudonym)
         )
+
+    def resident_ids_of_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[str, str]:
+        """The resident ID behind each of ``pseudonyms`` the gateway issued (to any
+        recipient); pseudonyms it never issued are left out."""
+        with self.transaction() as session:
+            return self.resident_ids_of_pseudonyms_in(session, pseudonyms)
+
+    @staticmethod
+    def resident_ids_of_pseudonyms_in(
+        session: Session, pseudonyms: Sequence[str]
+    ) -> dict[str, str]:
+        """As ``resident_ids_of_pseudonyms``, in ``session``: one query per
+        ``LOOKUP_CHUNK`` pseudonyms."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(pseudonyms))):
+            rows = session.execute(
+                select(SubjectPseudonym.pseudonym, SubjectPseudonym.resident_id).where(
+                    SubjectPseudonym.pseudonym.in_(chunk)
+                )
+            )
+            found.update({pseudonym: resident_id for pseudonym, resident_id in rows})
+        return found
 
     def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
         with self.transaction() as session:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -15,7 +17,7 @@ from sqlalchemy import func, select
 
 from gateway.audit.log import leaf_hash
 from gateway.domain import events
-from gateway.domain.errors import Conflict
+from gateway.domain.errors import Conflict, Internal
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewMessage, NewOutboxRow
 from gateway.security.atrest import DataKeys
@@ -69,6 +71,36 @@ class Receipts(JobsOnly):
 class BrokenSigner(JobsOnly):
     def receipt(self, pending: object, audit_index: int) -> bytes:
         raise RuntimeError("signer broke")
+
+
+class BrokenFor(Receipts):
+    """Fails (a bug) on the receipt of one message."""
+
+    def __init__(self, mid: str) -> None:
+        self.mid = mid
+
+    def receipt(self, pending: Pending, audit_index: int) -> bytes:  # type: ignore[override]
+        if pending.message.mid == self.mid:
+            raise RuntimeError("signer broke on this one")
+        return super().receipt(pending, audit_index)
+
+
+def _one_batch(committer: GroupCommitter, messages: list[NewMessage]) -> list[Future[Any]]:
+    """Submit ``messages`` while the writer is held, so they form one batch."""
+    gate = threading.Event()
+
+    def hold(session: object) -> list[Pending]:
+        assert gate.wait(10), "the gate never opened"
+        return []
+
+    held = committer.execute(hold)
+    futures: list[Future[Any]] = []
+    for message in messages:
+        accepted = AuditEvent(events.ACCEPTED, message.sender, mid=message.mid, kind=message.kind)
+        futures.append(committer.submit(Pending(message, [accepted])))
+    gate.set()
+    held.result(timeout=30)
+    return futures
 
 
 @pytest.fixture
@@ -130,7 +162,7 @@ def test_a_failed_transaction_leaves_no_trace(store: Store) -> None:
         before = session.scalar(select(func.count()).select_from(AuditEntry))
     broken = GroupCommitter(store, BrokenSigner())  # type: ignore[arg-type]
     try:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(Internal, match=r"correlation id [0-9a-f]{32}"):
             _accept(broken, message)
     finally:
         broken.close()
@@ -214,3 +246,37 @@ def test_revoked_key_is_reported_revoked(store: Store) -> None:
     record = store.key(agency, "kid1")
     assert record is not None and record.revoked
     assert store.key(agency, "nope") is None
+
+
+def test_a_message_that_breaks_its_group_commit_fails_alone(store: Store) -> None:
+    messages = [_message() for _ in range(40)]
+    poisoned = messages[17]
+    committer = GroupCommitter(store, BrokenFor(poisoned.mid))  # type: ignore[arg-type]
+    try:
+        futures = _one_batch(committer, messages)
+        with pytest.raises(Internal, match="correlation id"):
+            futures[17].result(timeout=30)
+        stored = [f.result(timeout=30) for i, f in enumerate(futures) if i != 17]
+    finally:
+        committer.close()
+    assert [s.mid for s in stored] == [m.mid for m in messages if m is not poisoned]
+    assert store.message("judicial", poisoned.mid) is None
+
+
+def test_a_value_the_database_refuses_fails_its_message_alone_not_unavailable(
+    store: Store, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce column lengths")
+    messages = [_message() for _ in range(30)]
+    too_long = messages[3]
+    too_long.outbox[0] = NewOutboxRow("inbox", "police", "police", "k" * 300, "11" * 32, b"b")
+    committer = GroupCommitter(store, Receipts())  # type: ignore[arg-type]
+    try:
+        futures = _one_batch(committer, messages)
+        with pytest.raises(Internal, match="correlation id"):
+            futures[3].result(timeout=30)
+        assert all(f.result(timeout=30) for i, f in enumerate(futures) if i != 3)
+    finally:
+        committer.close()
+    assert store.message("judicial", too_long.mid) is None

@@ -4,7 +4,7 @@ its own policy.toml, merged into the central policy (gateway.domain.policy)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -257,8 +257,8 @@ class Recipient:
     def is_referred(self, resident_id: str) -> bool:
         return True
 
-    def resolve_pseudonym(self, pseudonym: str) -> str | None:
-        return None
+    def resolve_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[str, str]:
+        return {}
 
 
 def referral() -> pb.ServiceReferral:
