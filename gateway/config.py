@@ -72,6 +72,9 @@ class Settings:
     max_in_progress: int = 5000
     #: Per-agency limits in messages per second, e.g. "police=1000, ngo=50".
     rate_limits: str = ""
+    #: Failed authentications per caller address and minute before its calls are
+    #: refused (RESOURCE_EXHAUSTED) until the minute is over.
+    max_auth_failures_per_minute: int = 120
     #: Time zone of the bureau's calendar (dates in payloads are local dates).
     timezone: str = "Asia/Shanghai"
     #: Seconds between runs of the linkages' time-driven rules (deadlines, silence).

@@ -30,6 +30,7 @@ KEY_ADDED = "key.added"
 KEY_REVOKED = "key.revoked"
 SUBJECT_QUERIED = "subject.queried"  # an auditor looked up who received a person's data
 PAYLOAD_PURGED = "payload.purged"  # retention emptied a message's payload (digests stay)
+UNAUTHENTICATED = "unauthenticated"  # one peer's failed authentications in one minute, counted
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,8 @@ ACCESS: dict[str, tuple[str, ...]] = {
 
 BAD_REQUEST = InvalidMessage("UNPARSEABLE_REQUEST", "the request is not a valid protobuf message")
 
-#: (token, certificate agency, roles) -> principal id; raises GatewayError.
-Authenticate = Callable[[str | None, str | None, Sequence[str]], str]
+#: (token, certificate agency, roles, peer) -> principal id; raises GatewayError.
+Authenticate = Callable[[str | None, str | None, Sequence[str], str], str]
 
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("silian_caller")
 
@@ -115,7 +115,12 @@ class Boundary:
         token = bearer_from_metadata(context.invocation_metadata() or ())
         roles = ACCESS.get(method, ())
         principal = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._authenticate, token, certificate_agency(context), roles
+            self._executor,
+            self._authenticate,
+            token,
+            certificate_agency(context),
+            roles,
+            context.peer() or "",
         )
         _caller.set(principal)
 

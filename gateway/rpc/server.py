@@ -34,6 +34,8 @@ from gateway.service.admission import Admission, parse_rate_limits
 log = structlog.get_logger(__name__)
 
 HEALTH_INTERVAL_SECONDS = 2.0
+#: How often the minute-by-minute counts of failed authentications are recorded.
+SUMMARY_INTERVAL_SECONDS = 15.0
 EXCHANGE = exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name
 AUDIT = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 
@@ -108,6 +110,19 @@ async def _watch_health(
             await health.set(service, serving if ok else not_serving)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), HEALTH_INTERVAL_SECONDS)
+
+
+async def _summarize(gateway: Gateway, stopping: asyncio.Event) -> None:
+    """Record each minute's count of failed authentications per caller address."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), SUMMARY_INTERVAL_SECONDS)
+        try:
+            await asyncio.to_thread(
+                gateway.service.summarize_unauthenticated, everything=stopping.is_set()
+            )
+        except Exception:  # logged; the next round tries again
+            log.exception("unauthenticated.summary_failed")
 
 
 async def _sweep(gateway: Gateway, stopping: asyncio.Event) -> None:
@@ -226,6 +241,7 @@ async def serve(
     watcher = asyncio.create_task(_watch_health(gateway, worker, health, stopping))
     sweeper = asyncio.create_task(_sweep(gateway, stopping))
     retainer = asyncio.create_task(_retention(gateway, stopping))
+    summarizer = asyncio.create_task(_summarize(gateway, stopping))
     log.info(
         "gateway.serving",
         listen=settings.listen,
@@ -242,6 +258,7 @@ async def serve(
     watcher.cancel()
     sweeper.cancel()
     retainer.cancel()
+    await summarizer  # records what the last minute counted
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)

@@ -10,10 +10,12 @@ import base64
 import functools
 import hashlib
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -192,34 +194,51 @@ class StaticKeys:
         return agency in self._keys
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 class CachedKeys:
     """A KeyLookup that remembers another's answers for ``ttl_seconds``.
 
     Token and signature checks then cost no database read per message; a key
-    added or revoked is seen within ``ttl_seconds``.
+    added or revoked is seen within ``ttl_seconds``. At most ``size`` answers
+    of each kind are kept (the least recently used go first): issuers and key
+    ids come from callers, who must not be able to grow the cache at will.
     """
 
     def __init__(
-        self, source: KeyLookup, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        source: KeyLookup,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        size: int = 1024,
     ) -> None:
         self._source = source
         self._ttl = ttl_seconds
         self._clock = clock
-        self._keys: dict[tuple[str, str], tuple[float, KeyRecord | None]] = {}
-        self._agencies: dict[str, tuple[float, bool]] = {}
+        self._size = size
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[tuple[str, str], tuple[float, KeyRecord | None]] = OrderedDict()
+        self._agencies: OrderedDict[str, tuple[float, bool]] = OrderedDict()
 
     def key(self, agency: str, kid: str) -> KeyRecord | None:
-        now = self._clock()
-        cached = self._keys.get((agency, kid))
-        if cached is None or now - cached[0] > self._ttl:
-            cached = (now, self._source.key(agency, kid))
-            self._keys[(agency, kid)] = cached
-        return cached[1]
+        return self._cached(self._keys, (agency, kid), lambda: self._source.key(agency, kid))
 
     def agency_exists(self, agency: str) -> bool:
+        return self._cached(self._agencies, agency, lambda: self._source.agency_exists(agency))
+
+    def _cached(self, cache: OrderedDict[K, tuple[float, V]], name: K, load: Callable[[], V]) -> V:
         now = self._clock()
-        cached = self._agencies.get(agency)
-        if cached is None or now - cached[0] > self._ttl:
-            cached = (now, self._source.agency_exists(agency))
-            self._agencies[agency] = cached
-        return cached[1]
+        with self._lock:
+            cached = cache.get(name)
+            if cached is not None and now - cached[0] <= self._ttl:
+                cache.move_to_end(name)
+                return cached[1]
+        value = load()
+        with self._lock:
+            cache[name] = (now, value)
+            cache.move_to_end(name)
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+        return value

@@ -28,6 +28,12 @@ _PYJWT_REASONS: dict[type[jwt.PyJWTError], str] = {
     jwt.PyJWTError: "MALFORMED_TOKEN",
 }
 
+#: Longest bearer token, issuer (an agency id) and key id the gateway reads:
+#: anything longer is refused before it reaches a key look-up or a cache.
+MAX_TOKEN_CHARS = 4096
+MAX_ISSUER_CHARS = 64
+MAX_KID_CHARS = 128
+
 # Signature, audience and claim types; time claims are checked in _check_times.
 _CHECKED: Options = {
     "verify_signature": True,
@@ -98,11 +104,15 @@ def _malformed(problem: str) -> Unauthenticated:
 
 def _check_shape(header: dict[str, Any], claims: dict[str, Any]) -> None:
     if header.get("alg") != ALGORITHM:
-        raise _malformed(f"alg must be {ALGORITHM}, not {header.get('alg')!r}")
+        raise _malformed(f"alg must be {ALGORITHM}, not {str(header.get('alg'))[:20]!r}")
     if not isinstance(header.get("kid"), str) or not header["kid"]:
         raise _malformed("the header has no kid")
+    if len(header["kid"]) > MAX_KID_CHARS:
+        raise _malformed(f"the kid is longer than {MAX_KID_CHARS} characters")
     if not isinstance(claims.get("iss"), str) or not claims["iss"]:
         raise _malformed("no iss claim")
+    if len(claims["iss"]) > MAX_ISSUER_CHARS:
+        raise _malformed(f"the iss claim is longer than {MAX_ISSUER_CHARS} characters")
     if "iat" not in claims or "exp" not in claims:
         raise _malformed("claims iat and exp are required")
     # type() rather than isinstance(): bool is an int subclass and is refused
@@ -182,6 +192,8 @@ def verify_token(
     """
     if not token:
         raise Unauthenticated("MISSING_TOKEN", "the call carries no bearer token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise _malformed(f"the token is longer than {MAX_TOKEN_CHARS} characters")
     known = verified.get(token) if verified is not None else None
     if known is None:
         with _pyjwt_errors():

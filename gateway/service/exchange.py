@@ -48,6 +48,7 @@ from gateway.service.handover import Handover
 from gateway.service.lookups import ReferralCache
 from gateway.service.pending import Pending, pending_for, pending_retry
 from gateway.service.refusals import is_uuid, log_rejection, rejection_event
+from gateway.service.unauthenticated import UnauthenticatedCalls, peer_address
 from gateway.store.models import OutboxRow, StoredMessage
 from gateway.store.repository import Store
 
@@ -89,6 +90,7 @@ class ExchangeService:
         #: Keys are cached briefly: a revocation takes effect within this time.
         self.keys = CachedKeys(store, key_cache_seconds)
         self._verified_tokens = tokens.VerifiedTokens()
+        self.unauthenticated = UnauthenticatedCalls(settings.max_auth_failures_per_minute)
         self.referrals = ReferralCache(store)
 
         def committed(messages: Sequence[NewMessage]) -> None:
@@ -117,8 +119,17 @@ class ExchangeService:
         token: str | None,
         certificate_agency: str | None = None,
         roles: Sequence[str] = ("agency",),
+        peer: str = "",
     ) -> str:
-        """The calling principal's id, from its bearer token (and mTLS identity)."""
+        """The calling principal's id, from its bearer token (and mTLS identity).
+
+        Failures are counted per ``peer`` (``gateway.service.unauthenticated``):
+        audited singly the first time per reason and minute, else summarized;
+        a peer failing too often is refused Overloaded before its token is read.
+        """
+        address = peer_address(peer)
+        if not token or self._verified_tokens.get(token) is None:
+            self.unauthenticated.admit(address)
         try:
             claims = tokens.verify_token(
                 token,
@@ -144,8 +155,23 @@ class ExchangeService:
         except Unavailable:
             raise
         except GatewayError as err:
-            self._audit_rejection(ANONYMOUS, None, err)
+            singly, summaries = self.unauthenticated.failed(address, err.reason)
+            entries = list(summaries)
+            if singly:
+                event = rejection_event(self.policy, ANONYMOUS, None, err)
+                log_rejection(ANONYMOUS, event, err)
+                entries.append(event)
+            if entries:
+                audit_log.record(self.store, entries)
             raise
+
+    def summarize_unauthenticated(self, *, everything: bool = False) -> int:
+        """Record the summaries of failed authentications whose minute is over
+        (all, if ``everything``: at shutdown); returns how many were recorded."""
+        entries = self.unauthenticated.summaries(everything=everything)
+        if entries:
+            audit_log.record(self.store, entries)
+        return len(entries)
 
     # --- submit ---------------------------------------------------------------
 
