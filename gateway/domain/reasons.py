@@ -14,6 +14,7 @@ from gateway.domain.errors import (
     Conflict,
     FailedPrecondition,
     GatewayError,
+    Internal,
     InvalidMessage,
     NotFound,
     Overloaded,
@@ -139,6 +140,12 @@ REASONS: dict[str, Reason] = {
         'the payload breaks a rule of its kind (see the field violations and "Payload rules")',
         NEVER,
     ),
+    "UNKNOWN_FIELDS": Reason(
+        InvalidMessage,
+        "the payload carries fields `silian.v1` does not declare (numbers listed); "
+        "the contract is the `.proto`",
+        RETRY_AFTER_FIX,
+    ),
     # --- linkage rules -------------------------------------------------------
     "SUBJECT_NOT_ON_ROSTER": Reason(
         NotFound,
@@ -164,6 +171,17 @@ REASONS: dict[str, Reason] = {
     "OVERLOADED": Reason(Overloaded, "the gateway is at capacity", RETRY_AFTER_WAIT),
     "RATE_LIMITED": Reason(
         Overloaded, "the sender exceeds its `rate_limits` share", RETRY_AFTER_WAIT
+    ),
+    "TOO_MANY_FAILED_AUTHENTICATIONS": Reason(
+        Overloaded,
+        "calls from this address failed authentication too often this minute",
+        RETRY_AFTER_WAIT,
+    ),
+    "STORE_FAILED": Reason(
+        Internal,
+        "this message could not be stored even on its own (the others of its group "
+        "were); the log line with the correlation id says why",
+        RETRY_SAME,
     ),
     "DATABASE_UNAVAILABLE": Reason(Unavailable, "the database cannot be reached", RETRY_SAME),
     "BROKER_UNAVAILABLE": Reason(Unavailable, "RabbitMQ cannot be reached", RETRY_SAME),

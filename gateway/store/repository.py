@@ -401,13 +401,21 @@ class Store:
         """As ``resident_ids_of_pseudonyms``, in ``session``: one query per
         ``LOOKUP_CHUNK`` pseudonyms."""
         found: dict[str, str] = {}
+        keys = sealed.keys_of(session)
         for chunk in _chunks(sorted(set(pseudonyms))):
             rows = session.execute(
-                select(SubjectPseudonym.pseudonym, SubjectPseudonym.resident_id).where(
-                    SubjectPseudonym.pseudonym.in_(chunk)
-                )
+                select(
+                    SubjectPseudonym.pseudonym,
+                    SubjectPseudonym.recipient,
+                    SubjectPseudonym.sealed_resident_id,
+                ).where(SubjectPseudonym.pseudonym.in_(chunk))
             )
-            found.update({pseudonym: resident_id for pseudonym, resident_id in rows})
+            found.update(
+                {
+                    pseudonym: keys.open_text(sealed_id, sealed.pseudonym_row(recipient, pseudonym))
+                    for pseudonym, recipient, sealed_id in rows
+                }
+            )
         return found
 
     def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
