@@ -19,10 +19,12 @@ from google.protobuf import json_format
 
 from gateway.cli import main
 from gateway.client import AgencyClient, channel_credentials
+from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
-from gateway.security import pki
+from gateway.security import keys as keyring
+from gateway.security import kid_for, pki
 from gateway.testing import BackgroundGateway, enrolment, referral, register_principals
 from tests.conftest import PRINCIPALS
 
@@ -124,6 +126,7 @@ def test_the_client_connects_with_ca_bundle_and_certificate_files(mtls: Mtls) ->
             agency=agency,
             key=mtls.keys[agency],
             gateway_id=mtls.running.settings.gateway_id,
+            gateway_keys=gateway_keys(mtls.running.settings),
             ca_bundle=mtls.pem("ca"),
             client_cert=mtls.pem(agency),
             client_key=mtls.key(agency),
@@ -155,8 +158,13 @@ def test_send_with_options_and_receive_with_config_toml(mtls: Mtls, tmp_path: Pa
     assert f'"mid": "{mid}"' in sent.stdout
     agency_dir = tmp_path / "police-fep"  # the police's front-end processor
     agency_dir.mkdir()
+    jwks = agency_dir / "gateway.jwks"  # what `silian keys gateway` prints, handed over
+    jwks.write_text(
+        json.dumps(keyring.jwks([(k, kid_for(k)) for k in gateway_keys(mtls.running.settings)]))
+    )
     (agency_dir / "config.toml").write_text(
         f'listen = "{mtls.running.target}"\n'
+        f'gateway_jwks = "{jwks}"\n'
         f'ca_bundle = "{mtls.pem("ca")}"\n'
         f'client_cert = "{mtls.pem("police")}"\n'
         f'client_key = "{mtls.key("police")}"\n',
