@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gateway import bootstrap
 from gateway.client import AgencyClient
+from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
+from gateway.security import pseudonyms
 from gateway.testing import enrolment, resident_id
 
 
@@ -38,6 +41,13 @@ def receive_mids(
                 break
         inbox.flush()
     return found
+
+
+def known_as(settings: Settings, recipient: str, sender: str, mid: str) -> str:
+    """The id under which ``recipient``, which gets a minimized view, knows
+    message ``mid`` of ``sender`` (its delivery's ``mid``)."""
+    key = bootstrap.pseudonym_keys(settings)(recipient)
+    return pseudonyms.delivery_mid(key, sender, mid)
 
 
 class JobsOnly:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from gateway.domain.routing import identified_view
 from gateway.domain.views import ViewContext, register_view
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 
@@ -29,5 +30,7 @@ def resolved(message: Message, ctx: ViewContext) -> Message:
 
 
 def register() -> None:
-    """Make the ``resolved`` view available to policies (idempotent)."""
+    """Make the ``resolved`` view available to policies (idempotent); it shows
+    identity, so the bureau sees a record under the partner's own mid."""
     register_view(RESOLVED, resolved)
+    identified_view(RESOLVED)

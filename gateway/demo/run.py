@@ -51,6 +51,7 @@ from gateway.demo.console import show
 from gateway.demo.simulation import PHASES, Known, Outgoing, Simulation
 from gateway.domain import kinds, registry
 from gateway.domain.policy import Policy
+from gateway.domain.routing import recipient_mid
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.html import write_report
@@ -126,6 +127,8 @@ class _Exchange:
     clients: dict[str, AgencyClient]
     progress: Progress
     tasks: dict[str, TaskID]
+    #: (kind, recipient, sender, mid) -> the mid the recipient's delivery carries
+    known_as: Callable[[str, str, str, str], str]
     inboxes: dict[str, Inbox] = field(default_factory=dict)
     expected: dict[str, set[Key]] = field(default_factory=lambda: defaultdict(set))
     failures: list[str] = field(default_factory=list)
@@ -182,12 +185,13 @@ class _Exchange:
             outcome = submit_all(client, envelopes, partial(self.progress.advance, task))
             self.failures += outcome.refused
             for receipt in outcome.receipts:
-                self.expect(receipt.recipients, (receipt.sender, receipt.mid))
+                self.expect(receipt.kind, receipt.recipients, receipt.sender, receipt.mid)
 
-    def expect(self, recipients: Iterable[str], key: Key) -> None:
+    def expect(self, kind: str, recipients: Iterable[str], sender: str, mid: str) -> None:
+        """A message each of ``recipients`` should receive (under the mid it knows it by)."""
         with self.lock:
             for recipient in recipients:
-                self.expected[recipient].add(key)
+                self.expected[recipient].add((sender, self.known_as(kind, recipient, sender, mid)))
             total = sum(len(v) for v in self.expected.values())
         self.progress.update(self.tasks["deliveries"], total=total)
 
@@ -316,7 +320,10 @@ def _play(
     progress = stack.enter_context(_progress())
     tasks = {phase: progress.add_task(label, total=0) for phase, label in PHASES.items()}
     tasks["deliveries"] = progress.add_task("收件 deliveries acknowledged", total=0)
-    exchange = _Exchange(clients, progress, tasks)
+    known_as = partial(
+        recipient_mid, bootstrap.load_policy(settings), bootstrap.pseudonym_keys(settings)
+    )
+    exchange = _Exchange(clients, progress, tasks, known_as)
     stack.callback(exchange.close)
     exchange.open_inboxes(dial, settings)
     enrolments = simulation.enrolments()
@@ -369,7 +376,7 @@ def _expect_alerts(exchange: _Exchange, store: Store, since: datetime) -> None:
     for recipient, sender, mid, created in rows:
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
         if created >= since:
-            exchange.expect([recipient], (sender, mid))
+            exchange.expect(kinds.ALERT, [recipient], sender, mid)
 
 
 def _export(store: Store, settings: Settings, out: Path) -> Path:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, tzinfo
 from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
 from gateway.domain import events, kinds
+from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewOutboxRow
 from gateway.domain.policy import Policy, Route
@@ -27,6 +28,35 @@ from gateway.security import pseudonyms
 FEED = "feed"
 #: AMQP header carrying the gateway's signature of a feed message.
 SIGNATURE_HEADER = "x-silian-signature"
+#: Views that show the message's people as the sender named them: ``full`` (the
+#: message as sent) and those registered with ``identified_view`` (the bureau's
+#: ``resolved`` service records). A recipient of any other — minimized — view gets
+#: the message under an id of its own (``pseudonyms.delivery_mid``), the
+#: acceptance date but not the time, and no digest or signature of the original:
+#: nothing two recipients could match with each other or with the original.
+IDENTIFIED_VIEWS = {"full"}
+
+
+def identified_view(name: str) -> None:
+    """Declare view ``name`` as one that shows identity, so its recipients see
+    the message's own mid and the original's digest and signature."""
+    IDENTIFIED_VIEWS.add(name)
+
+
+def recipient_mid(
+    policy: Policy,
+    pseudonym_key: Callable[[str], bytes],
+    kind: str,
+    recipient: str,
+    sender: str,
+    mid: str,
+) -> str:
+    """The mid under which ``recipient`` knows message ``mid`` of ``sender``: the
+    mid itself, or its own delivery id when its route of ``kind`` is minimized."""
+    views = {route.view for route in policy.routes_for(kind) if route.recipient == recipient}
+    if not views or views & IDENTIFIED_VIEWS:
+        return mid
+    return pseudonyms.delivery_mid(pseudonym_key(recipient), sender, mid)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -90,11 +120,16 @@ class Router:
     """Applies the policy's routes to accepted messages."""
 
     def __init__(
-        self, policy: Policy, signer: Signer, pseudonym_key: Callable[[str], bytes]
+        self,
+        policy: Policy,
+        signer: Signer,
+        pseudonym_key: Callable[[str], bytes],
+        zone: tzinfo = BUREAU_TIME,
     ) -> None:
         self.policy = policy
         self.signer = signer
         self.pseudonym_key = pseudonym_key
+        self.zone = zone
 
     def route(
         self,
@@ -120,8 +155,16 @@ class Router:
             if route.when and not CONDITIONS[route.when](message, ctx):
                 continue
             view = apply_view(route.view, message, ctx)
-            row = self._delivery_row(envelope, digest, accepted_at, route, kinds.encode(view))
-            outbox.append(row)
+            delivery = self._delivery(
+                envelope,
+                digest,
+                accepted_at,
+                route.recipient,
+                route.id,
+                kinds.encode(view),
+                minimized=route.view not in IDENTIFIED_VIEWS,
+            )
+            outbox.append(_inbox_row(route, delivery))
             entries.append(
                 AuditEvent(
                     events.ROUTED,
@@ -132,8 +175,10 @@ class Router:
                         "recipient": route.recipient,
                         "policy": route.id,
                         "view": route.view,
-                        "view_sha256": row.view_sha256,
+                        "view_sha256": delivery.payload_sha256,
                         "policy_sha256": self.policy.digest,
+                        # the id the recipient knows the message by, for auditors
+                        "delivery_mid": delivery.mid,
                     },
                 )
             )
@@ -151,51 +196,43 @@ class Router:
         recipient: str,
         policy_id: str,
         view: bytes,
+        *,
+        minimized: bool = False,
     ) -> envelope_pb2.Delivery:
+        """The signed delivery of ``view`` to ``recipient``; a minimized one
+        carries nothing that identifies the message beyond this recipient."""
         view_digest = sha256_hex(view)
+        mid, accepted = envelope.mid, accepted_at
+        if minimized:
+            key = self.pseudonym_key(recipient)
+            mid = pseudonyms.delivery_mid(key, envelope.sender, envelope.mid)
+            local_day = accepted_at.astimezone(self.zone).date()
+            accepted = datetime.combine(local_day, time(), self.zone)
         delivery = envelope_pb2.Delivery(
-            mid=envelope.mid,
+            mid=mid,
             kind=envelope.kind,
             sender=envelope.sender,
             recipient=recipient,
             payload=view,
             payload_sha256=view_digest,
-            original_payload_sha256=digest,
-            original_signature=envelope.signature,
             policy_id=policy_id,
         )
-        delivery.accepted_at.FromDatetime(accepted_at)
-        delivery.signature = self.signer.sign(
-            {
-                "mid": envelope.mid,
-                "kind": envelope.kind,
-                "sub": recipient,
-                "snd": envelope.sender,
-                "sha256": view_digest,
-                "orig_sha256": digest,
-                "policy": policy_id,
-                "iat": int(accepted_at.timestamp()),
-            }
-        )
+        claims: dict[str, Any] = {
+            "mid": mid,
+            "kind": envelope.kind,
+            "sub": recipient,
+            "snd": envelope.sender,
+            "sha256": view_digest,
+            "policy": policy_id,
+            "iat": int(accepted.timestamp()),
+        }
+        if not minimized:
+            delivery.original_payload_sha256 = digest
+            delivery.original_signature = envelope.signature
+            claims["orig_sha256"] = digest
+        delivery.accepted_at.FromDatetime(accepted)
+        delivery.signature = self.signer.sign(claims)
         return delivery
-
-    def _delivery_row(
-        self,
-        envelope: envelope_pb2.Envelope,
-        digest: str,
-        accepted_at: datetime,
-        route: Route,
-        view: bytes,
-    ) -> NewOutboxRow:
-        delivery = self._delivery(envelope, digest, accepted_at, route.recipient, route.id, view)
-        return NewOutboxRow(
-            destination="inbox",
-            recipient=route.recipient,
-            routing_key=route.recipient,
-            policy_id=route.id,
-            view_sha256=delivery.payload_sha256,
-            body=delivery.SerializeToString(deterministic=True),
-        )
 
     def _feed_row(
         self, envelope: envelope_pb2.Envelope, message: Message, digest: str, accepted_at: datetime
@@ -214,3 +251,14 @@ class Router:
             body=delivery.SerializeToString(deterministic=True),
             headers={SIGNATURE_HEADER: delivery.signature},
         )
+
+
+def _inbox_row(route: Route, delivery: envelope_pb2.Delivery) -> NewOutboxRow:
+    return NewOutboxRow(
+        destination="inbox",
+        recipient=route.recipient,
+        routing_key=route.recipient,
+        policy_id=route.id,
+        view_sha256=delivery.payload_sha256,
+        body=delivery.SerializeToString(deterministic=True),
+    )

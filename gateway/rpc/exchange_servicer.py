@@ -187,13 +187,16 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 item, delivery = taken
                 delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
                 delivery.redelivered = item.redelivered
-                session.held[item.delivery_tag] = ((delivery.sender, delivery.mid), delivery.kind)
-                self._service.record(
-                    agency, [(delivery.sender, delivery.mid)], events.DELIVERED
-                ).add_done_callback(_log_failure)
+                # recorded under the message's own mid (a minimized delivery shows
+                # the agency's delivery id instead; the hand-over check tied them)
+                message = (delivery.sender, item.mid)
+                session.held[item.delivery_tag] = (message, delivery.kind)
+                self._service.record(agency, [message], events.DELIVERED).add_done_callback(
+                    _log_failure
+                )
                 log.debug(  # the audit log holds every hand-over; info would double it
                     "delivery.sent",
-                    mid=delivery.mid,
+                    mid=item.mid,
                     agency=agency,
                     kind=delivery.kind,
                     redelivered=item.redelivered,

@@ -81,11 +81,11 @@ class ExchangeService:
         self.units = units
         self.signer = signer
         self.pseudonym_key = pseudonym_key
-        self.router = Router(policy, signer, pseudonym_key)
+        self.zone = ZoneInfo(settings.timezone)
+        self.router = Router(policy, signer, pseudonym_key, self.zone)
         self.subject_key = subject_key
         self.settings = settings
         self.clock = clock
-        self.zone = ZoneInfo(settings.timezone)
         self.linkages = linkages or Linkages()
         #: Keys are cached briefly: a revocation takes effect within this time.
         self.keys = CachedKeys(store, key_cache_seconds)
@@ -110,7 +110,7 @@ class ExchangeService:
         )
         self.committer = GroupCommitter(store, self.acceptance, max_batch=commit_batch)
         self.deliveries = DeliveryRecorder(store, self.committer)
-        self.handover = Handover(store, signer.public)
+        self.handover = Handover(store, signer.public, pseudonym_key)
 
     # --- authentication --------------------------------------------------------
 

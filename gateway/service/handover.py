@@ -10,6 +10,7 @@ caller, with an audit entry and a log line.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import structlog
 from google.protobuf.message import DecodeError
@@ -18,6 +19,7 @@ from gateway.audit import log as audit_log
 from gateway.domain import events, kinds
 from gateway.domain.events import AuditEvent
 from gateway.proto.silian.v1 import envelope_pb2
+from gateway.security import pseudonyms
 from gateway.security.deliveries import delivery_problem
 from gateway.service.refusals import is_uuid
 from gateway.store.repository import Store
@@ -31,26 +33,43 @@ _REASON_CHARS = 200
 class Handover:
     """Checks the messages of agencies' inboxes against the gateway's public key."""
 
-    def __init__(self, store: Store, gateway_public: bytes) -> None:
+    def __init__(
+        self, store: Store, gateway_public: bytes, pseudonym_key: Callable[[str], bytes]
+    ) -> None:
         self._store = store
         self._keys = (gateway_public,)
+        self._pseudonym_key = pseudonym_key
 
     def check(self, agency: str, mid: str, kind: str, body: bytes) -> envelope_pb2.Delivery | None:
         """The delivery in ``body`` if the gateway signed it for ``agency``;
         otherwise None, once the refusal is audited and logged (the caller
-        dead-letters the message). ``mid`` and ``kind`` are the AMQP
-        properties the message came with, recorded only as what it claimed."""
+        dead-letters the message).
+
+        ``mid`` is the AMQP ``message_id``: the message's own mid, which a
+        minimized delivery does not show (it carries the agency's delivery id,
+        ``pseudonyms.delivery_mid``). The delivery must be the one of that
+        message, so the caller may record its hand-over under ``mid``."""
         try:
             delivery = envelope_pb2.Delivery.FromString(body)
         except DecodeError:
             reason = "the message is not a Delivery"
         else:
-            problem = delivery_problem(delivery, agency, self._keys)
+            problem = delivery_problem(delivery, agency, self._keys) or self._mismatch(
+                agency, mid, delivery
+            )
             if problem is None:
                 return delivery
             reason = problem[:_REASON_CHARS]
         self._quarantine(agency, mid, kind, body, reason)
         return None
+
+    def _mismatch(self, agency: str, mid: str, delivery: envelope_pb2.Delivery) -> str | None:
+        if delivery.mid == mid:
+            return None
+        key = self._pseudonym_key(agency)
+        if delivery.mid == pseudonyms.delivery_mid(key, delivery.sender, mid):
+            return None
+        return f"the delivery is not the one of message {mid!r}"
 
     def _quarantine(self, agency: str, mid: str, kind: str, body: bytes, reason: str) -> None:
         claimed_mid = mid if is_uuid(mid) and len(mid) <= 36 else ""

@@ -27,7 +27,7 @@ from gateway.domain import kinds
 from gateway.proto.silian.v1 import audit_pb2, audit_pb2_grpc, envelope_pb2
 from gateway.testing import enrolment, referral, resident_id, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, receive_mids
+from tests.helpers import enrolled, known_as, receive_mids
 
 Clients = Callable[[str], AgencyClient]
 
@@ -131,13 +131,14 @@ def test_auditor_lists_the_entries_of_a_message(
 
 
 def test_subject_access_log_shows_who_received_a_person_and_why(
-    client: Clients, as_principal: Callable[[str], Caller]
+    running: Running, client: Clients, as_principal: Callable[[str], Caller]
 ) -> None:
     person = resident_id()
     roster = client("judicial").submit(kinds.ROSTER_CHANGE, enrolment(person))
     sent = client("judicial").submit(kinds.SERVICE_REFERRAL, referral(person))
     receive_mids(client("police"), [roster.mid])
-    delivery = receive_mids(client("ngo"), [sent.mid])[sent.mid]
+    known = known_as(running.settings, "ngo", "judicial", sent.mid)
+    delivery = receive_mids(client("ngo"), [known])[known]
     pseudonym = kinds.decode(delivery.kind, delivery.payload).subject.pseudonym
     auditor = as_principal("auditor")
     by_id = auditor.SubjectAccessLog(audit_pb2.SubjectAccessLogRequest(subject=person))

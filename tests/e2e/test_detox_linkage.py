@@ -22,7 +22,7 @@ from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.testing import referral, resident_id
 from tests.e2e.conftest import Running
-from tests.helpers import receive_mids
+from tests.helpers import known_as, receive_mids
 
 ERIC = resident_id("610305")  # drug-related
 FRANK = resident_id("610305")  # drug-related
@@ -178,7 +178,8 @@ def _ngo_pseudonym(running: Running, bureau: AgencyClient) -> str:
     """Refer someone to the NGO and read its pseudonym from the NGO's inbox."""
     message = referral(resident_id("610326"))
     sent = bureau.submit(kinds.SERVICE_REFERRAL, message)
-    delivery = receive_mids(running.client("ngo"), [sent.mid])[sent.mid]
+    known = known_as(running.settings, "ngo", "judicial", sent.mid)
+    delivery = receive_mids(running.client("ngo"), [known])[known]
     view = kinds.decode(delivery.kind, delivery.payload)
     assert isinstance(view, pb.ServiceReferral)
     return view.subject.pseudonym

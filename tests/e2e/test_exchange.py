@@ -17,7 +17,7 @@ from gateway.proto.silian.v1 import exchange_pb2
 from gateway.security import verify_gateway
 from gateway.testing import enrolment, referral, resident_id, verification_hit
 from tests.e2e.conftest import Running
-from tests.helpers import enrolled, receive_mids
+from tests.helpers import enrolled, known_as, receive_mids
 
 Clients = Callable[[str], AgencyClient]
 ACKNOWLEDGED = exchange_pb2.DELIVERY_STATE_ACKNOWLEDGED
@@ -84,11 +84,12 @@ def test_receipt_and_delivery_are_signed_by_the_gateway(running: Running, client
     assert delivery.original_payload_sha256 == receipt.payload_sha256
 
 
-def test_ngo_sees_a_pseudonym_and_no_identity(client: Clients) -> None:
+def test_ngo_sees_a_pseudonym_and_no_identity(running: Running, client: Clients) -> None:
     subject = resident_id()
     receipt = client("judicial").submit(kinds.SERVICE_REFERRAL, referral(subject))
     assert "ngo" in receipt.recipients
-    delivery = receive_mids(client("ngo"), [receipt.mid])[receipt.mid]
+    known = known_as(running.settings, "ngo", "judicial", receipt.mid)
+    delivery = receive_mids(client("ngo"), [known])[known]
     view = kinds.decode(delivery.kind, delivery.payload)
     assert view.subject.pseudonym and not view.subject.name
     assert subject.encode() not in delivery.payload

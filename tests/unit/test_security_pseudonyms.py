@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
 from gateway.security import new_pseudonym_key, pseudonym
+from gateway.security.pseudonyms import delivery_mid
 
 RESIDENT_ID = "11010519491231002X"
 
@@ -51,3 +53,13 @@ def test_new_pseudonym_keys_are_32_random_bytes() -> None:
 def test_a_short_key_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         pseudonym(b"short", RESIDENT_ID)
+
+
+def test_a_delivery_mid_is_stable_per_recipient_and_unrelated_across_recipients() -> None:
+    mid = str(uuid.uuid4())
+    ngo, detox = new_pseudonym_key(), new_pseudonym_key()
+    at_ngo = delivery_mid(ngo, "judicial", mid)
+    assert at_ngo == delivery_mid(ngo, "judicial", mid)
+    assert at_ngo not in {mid, delivery_mid(detox, "judicial", mid)}
+    assert at_ngo != delivery_mid(ngo, "police", mid)
+    assert uuid.UUID(at_ngo).version == 8
