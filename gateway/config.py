@@ -40,6 +40,9 @@ class Settings:
     clock_skew_seconds: int = 120
     #: Longest allowed bearer-token lifetime, in seconds.
     max_token_lifetime_seconds: int = 600
+    #: Days without a service record after which a partner's referral of a person
+    #: ends (counted from the referral or the partner's last record); 0: never.
+    referral_idle_days: int = 365
     #: Redeliveries before a delivery goes to the dead-letter queue.
     delivery_limit: int = 5
     #: Serve gRPC server reflection.

@@ -6,7 +6,8 @@ sent:
 
 * ``referrals-<time>.csv`` (转介名单), one row per referral: 服务对象编号 (the
   partner's pseudonym of the person, which its service records must quote),
-  年龄段, 区县代码, 服务需求 (the Chinese names of the needs, 、 between);
+  年龄段, 区县代码, 服务需求 (the Chinese names of the needs, 、 between), 转介状态
+  (转介 a referral, 结束转介 the bureau's closure: nothing more comes about the person);
 * ``changes-<time>.csv`` (对象变动), one row per roster change of a person
   referred to the partner (e.g. 期满解除矫正: the person's supervision ended):
   服务对象编号, 年龄段, 变动类型, 区县代码, 生效日期.
@@ -31,7 +32,9 @@ from gateway.proto.silian.v1 import payloads_pb2 as pb
 def _referral_rows(message: Message) -> Iterable[Sequence[str]]:
     assert isinstance(message, pb.ServiceReferral)
     needs = "、".join(SERVICE_TYPES.label(need) for need in message.needs)
-    yield (message.subject.pseudonym, message.subject.age_band, message.unit_code, needs)
+    status = "结束转介" if message.action == pb.REFERRAL_ACTION_CLOSE else "转介"
+    subject = message.subject
+    yield (subject.pseudonym, subject.age_band, message.unit_code, needs, status)
 
 
 def _change_rows(message: Message) -> Iterable[Sequence[str]]:
@@ -45,7 +48,7 @@ def _change_rows(message: Message) -> Iterable[Sequence[str]]:
 REFERRALS = ExportFormat(
     kind=kinds.SERVICE_REFERRAL,
     stem="referrals",
-    headers=("服务对象编号", "年龄段", "区县代码", "服务需求"),
+    headers=("服务对象编号", "年龄段", "区县代码", "服务需求", "转介状态"),
     rows=_referral_rows,
 )
 

@@ -37,4 +37,6 @@ class NewMessage:
     outbox: Sequence[NewOutboxRow]
     pseudonyms: Sequence[tuple[str, str, str]]  # (recipient, pseudonym, resident_id)
     referred: Sequence[tuple[str, str]]  # (recipient, pseudonym)
+    ended: Sequence[tuple[str, str]] = ()  # referrals this message ends
+    served: Sequence[tuple[str, str]] = ()  # referrals a partner's record keeps alive
     subject_keys: Sequence[str] = ()  # keyed hashes of the people the message names

@@ -16,10 +16,12 @@ from typing import Any, Protocol
 from google.protobuf.message import Message
 
 from gateway.domain import events, kinds
+from gateway.domain import referrals as referrals_of
 from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewOutboxRow
 from gateway.domain.policy import Policy, Route
+from gateway.domain.validation import canonical_resident_id, subjects
 from gateway.domain.views import CONDITIONS, apply_view
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.security import pseudonyms
@@ -113,7 +115,11 @@ class Routing:
     outbox: list[NewOutboxRow]
     events: list[AuditEvent]
     pseudonyms: list[tuple[str, str, str]]
+    #: (recipient, pseudonym) referred by this message / whose referral it ends /
+    #: whose referral a partner's service record keeps alive (``domain.referrals``)
     referred: list[tuple[str, str]]
+    ended: list[tuple[str, str]] = field(default_factory=list)
+    served: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Router:
@@ -148,11 +154,14 @@ class Router:
         entries: list[AuditEvent] = []
         issued: list[tuple[str, str, str]] = []
         referrals: list[tuple[str, str]] = []
+        closing = referrals_of.is_closure(envelope.kind, message)
         for route in self.policy.routes_for(envelope.kind):
             ctx = RecipientContext(
                 route.recipient, self.pseudonym_key(route.recipient), today, lookups
             )
-            if route.when and not CONDITIONS[route.when](message, ctx):
+            # a closure reaches each partner the person is referred to, whatever its flags
+            when = "referred" if closing else route.when
+            if when and not CONDITIONS[when](message, ctx):
                 continue
             view = apply_view(route.view, message, ctx)
             delivery = self._delivery(
@@ -183,10 +192,30 @@ class Router:
                 )
             )
             issued += [(route.recipient, p, rid) for p, rid in ctx.issued.items()]
-            if envelope.kind == kinds.SERVICE_REFERRAL:
+            if referrals_of.is_referral(envelope.kind, message):
                 referrals += [(route.recipient, p) for p in ctx.issued]
         outbox.append(self._feed_row(envelope, message, digest, accepted_at))
-        return Routing(outbox, entries, issued, referrals)
+        return Routing(
+            outbox,
+            entries,
+            issued,
+            referrals,
+            ended=self._ended(envelope.kind, message),
+            served=referrals_of.served(envelope.kind, envelope.sender, message),
+        )
+
+    def _ended(self, kind: str, message: Message) -> list[tuple[str, str]]:
+        """(partner, pseudonym) of every referral ``message`` ends: each partner
+        referrals go to, for each person the message names."""
+        if not referrals_of.ends_referrals(kind, message):
+            return []
+        people = {canonical_resident_id(s.resident_id) for _, s in subjects(message)} - {""}
+        partners = {route.recipient for route in self.policy.routes_for(kinds.SERVICE_REFERRAL)}
+        return [
+            (partner, pseudonyms.pseudonym(self.pseudonym_key(partner), person))
+            for partner in sorted(partners)
+            for person in sorted(people)
+        ]
 
     def _delivery(
         self,

@@ -127,6 +127,7 @@ PSEUDONYMOUS_KEPT_FIELDS = frozenset(
         "duration_minutes",
         "attendance",
         "alert_type",
+        "action",  # ServiceReferral: refer or close
         # people, minimized
         "subject",
         "subjects",

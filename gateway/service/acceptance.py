@@ -42,8 +42,10 @@ class Acceptance:
         linkages: Linkages,
         on_commit: Callable[[Sequence[NewMessage]], None],
         zone: tzinfo = BUREAU_TIME,
+        referral_idle_days: int = 0,
     ) -> None:
         self._zone = zone
+        self._referral_idle_days = referral_idle_days
         self._policy = policy
         self._units = units
         self._signer = signer
@@ -116,7 +118,7 @@ class Acceptance:
             raised_at,
             signer=self._signer,
             router=self._router,
-            lookups=lookups.in_session(session),
+            lookups=lookups.in_session(session, self._referral_idle_days),
             subject_key=self._subject_key,
             today=local_date(raised_at, self._zone),
         )

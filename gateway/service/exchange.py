@@ -91,10 +91,10 @@ class ExchangeService:
         self.keys = CachedKeys(store, key_cache_seconds)
         self._verified_tokens = tokens.VerifiedTokens()
         self.unauthenticated = UnauthenticatedCalls(settings.max_auth_failures_per_minute)
-        self.referrals = ReferralCache(store)
+        self.referrals = ReferralCache(store, idle_days=settings.referral_idle_days)
 
         def committed(messages: Sequence[NewMessage]) -> None:
-            if any(message.referred for message in messages):
+            if any(m.referred or m.ended or m.served for m in messages):
                 self.referrals.invalidate()
             on_accept()
 
@@ -107,6 +107,7 @@ class ExchangeService:
             linkages=self.linkages,
             on_commit=committed,
             zone=self.zone,
+            referral_idle_days=settings.referral_idle_days,
         )
         self.committer = GroupCommitter(store, self.acceptance, max_batch=commit_batch)
         self.deliveries = DeliveryRecorder(store, self.committer)

@@ -91,6 +91,8 @@ def pending_for(
             outbox=routing.outbox,
             pseudonyms=routing.pseudonyms,
             referred=routing.referred,
+            ended=routing.ended,
+            served=routing.served,
             subject_keys=[
                 subject_key(subject.resident_id)
                 for _, subject in validation.subjects(message)

@@ -110,6 +110,10 @@ class SubjectPseudonym(Base):
     pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
     sealed_resident_id: Mapped[bytes] = mapped_column(LargeBinary)
     referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When the referral ended (closure, release, termination); None: it runs.
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The last service record of the recipient (a partner) naming the person.
+    last_service_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MessageSubject(Base):

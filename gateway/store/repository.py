@@ -40,8 +40,8 @@ from gateway.store.models import (
     MessageSubject,
     OutboxRow,
     StoredMessage,
-    SubjectPseudonym,
 )
+from gateway.store.subjects import SubjectQueries
 
 log = structlog.get_logger(__name__)
 
@@ -68,15 +68,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-#: Pseudonyms looked up per query (within every database's bound-parameter limit).
-LOOKUP_CHUNK = 1000
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), LOOKUP_CHUNK):
-        yield values[start : start + LOOKUP_CHUNK]
-
-
 @dataclass(frozen=True)
 class MarkedRow:
     """An outbox row whose state a mark changed (what its audit entry names)."""
@@ -100,7 +91,7 @@ class DeliveryRow:
     kind: str
 
 
-class Store:
+class Store(SubjectQueries):
     """Repository and unit of work over one engine. Personal data is sealed
     with ``data_keys`` on the way in and opened on the way out
     (``gateway.store.sealed``)."""
@@ -305,127 +296,9 @@ class Store:
         for message, _, _ in accepted:
             if message.pseudonyms:
                 self._remember_pseudonyms(session, message)
+            if message.ended or message.served:
+                self._follow_referrals(session, message)
         return stored
-
-    def _remember_pseudonyms(self, session: Session, message: NewMessage) -> None:
-        referred = set(message.referred)
-        for recipient, pseudonym, resident_id in message.pseudonyms:
-            row = session.get(SubjectPseudonym, (recipient, pseudonym))
-            if row is None:
-                row = SubjectPseudonym(
-                    recipient=recipient,
-                    pseudonym=pseudonym,
-                    sealed_resident_id=self.data_keys.seal_text(
-                        resident_id, sealed.pseudonym_row(recipient, pseudonym)
-                    ),
-                    referred_at=None,
-                )
-                session.add(row)
-            if (recipient, pseudonym) in referred and row.referred_at is None:
-                row.referred_at = message.accepted_at
-
-    # --- people: pseudonyms, referrals, the subject index ---------------------
-
-    def referred_pseudonyms(self, recipient: str) -> set[str]:
-        """Pseudonyms of the subjects referred to ``recipient``."""
-        with self.transaction() as session:
-            return set(
-                session.scalars(
-                    select(SubjectPseudonym.pseudonym).where(
-                        SubjectPseudonym.recipient == recipient,
-                        SubjectPseudonym.referred_at.is_not(None),
-                    )
-                )
-            )
-
-    @staticmethod
-    def is_referred_in(session: Session, recipient: str, pseudonym: str) -> bool:
-        row = session.get(SubjectPseudonym, (recipient, pseudonym))
-        return row is not None and row.referred_at is not None
-
-    @staticmethod
-    def referred_among_in(session: Session, recipient: str, pseudonyms: Sequence[str]) -> set[str]:
-        """Those of ``pseudonyms`` whose person was referred to ``recipient``: one
-        query per ``LOOKUP_CHUNK`` pseudonyms, never one per pseudonym."""
-        found: set[str] = set()
-        for chunk in _chunks(sorted(set(pseudonyms))):
-            found.update(
-                session.scalars(
-                    select(SubjectPseudonym.pseudonym).where(
-                        SubjectPseudonym.recipient == recipient,
-                        SubjectPseudonym.pseudonym.in_(chunk),
-                        SubjectPseudonym.referred_at.is_not(None),
-                    )
-                )
-            )
-        return found
-
-    def messages_about(self, subject_key: str) -> list[tuple[str, str]]:
-        """(sender, mid) of every accepted message naming the subject."""
-        with self.transaction() as session:
-            rows = session.execute(
-                select(MessageSubject.sender, MessageSubject.mid)
-                .where(MessageSubject.subject_key == subject_key)
-                .order_by(MessageSubject.sender, MessageSubject.mid)
-            )
-            return [(sender, mid) for sender, mid in rows]
-
-    def resident_id_of_pseudonym(self, pseudonym: str) -> str | None:
-        """The resident ID behind a pseudonym issued to any recipient."""
-        with self.transaction() as session:
-            return self.resident_id_of_pseudonym_in(session, pseudonym)
-
-    @staticmethod
-    def resident_id_of_pseudonym_in(session: Session, pseudonym: str) -> str | None:
-        row = session.execute(
-            select(SubjectPseudonym.recipient, SubjectPseudonym.sealed_resident_id)
-            .where(SubjectPseudonym.pseudonym == pseudonym)
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        return sealed.keys_of(session).open_text(
-            row.sealed_resident_id, sealed.pseudonym_row(row.recipient, pseudonym)
-        )
-
-    def resident_ids_of_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[str, str]:
-        """The resident ID behind each of ``pseudonyms`` the gateway issued (to any
-        recipient); pseudonyms it never issued are left out."""
-        with self.transaction() as session:
-            return self.resident_ids_of_pseudonyms_in(session, pseudonyms)
-
-    @staticmethod
-    def resident_ids_of_pseudonyms_in(
-        session: Session, pseudonyms: Sequence[str]
-    ) -> dict[str, str]:
-        """As ``resident_ids_of_pseudonyms``, in ``session``: one query per
-        ``LOOKUP_CHUNK`` pseudonyms."""
-        found: dict[str, str] = {}
-        keys = sealed.keys_of(session)
-        for chunk in _chunks(sorted(set(pseudonyms))):
-            rows = session.execute(
-                select(
-                    SubjectPseudonym.pseudonym,
-                    SubjectPseudonym.recipient,
-                    SubjectPseudonym.sealed_resident_id,
-                ).where(SubjectPseudonym.pseudonym.in_(chunk))
-            )
-            found.update(
-                {
-                    pseudonym: keys.open_text(sealed_id, sealed.pseudonym_row(recipient, pseudonym))
-                    for pseudonym, recipient, sealed_id in rows
-                }
-            )
-        return found
-
-    def resolve_pseudonym(self, recipient: str, pseudonym: str) -> str | None:
-        with self.transaction() as session:
-            row = session.get(SubjectPseudonym, (recipient, pseudonym))
-            if row is None:
-                return None
-            return self.data_keys.open_text(
-                row.sealed_resident_id, sealed.pseudonym_row(recipient, pseudonym)
-            )
 
     def payload_of(self, message: StoredMessage) -> bytes:
         """The payload of a message read from the database, opened (b"" once purged)."""

@@ -336,6 +336,27 @@ SERVICE_TYPE_LEGAL_EDUCATION: ServiceType.ValueType  # 7
 SERVICE_TYPE_EMPLOYMENT_GUIDANCE: ServiceType.ValueType  # 8
 Global___ServiceType: _TypeAlias = ServiceType  # noqa: Y015
 
+class _ReferralAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReferralActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReferralAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFERRAL_ACTION_UNSPECIFIED: _ReferralAction.ValueType  # 0
+    """A referral."""
+    REFERRAL_ACTION_REFER: _ReferralAction.ValueType  # 1
+    REFERRAL_ACTION_CLOSE: _ReferralAction.ValueType  # 2
+    """The bureau ends the partner's service of the person (结束转介)."""
+
+class ReferralAction(_ReferralAction, metaclass=_ReferralActionEnumTypeWrapper): ...
+
+REFERRAL_ACTION_UNSPECIFIED: ReferralAction.ValueType  # 0
+"""A referral."""
+REFERRAL_ACTION_REFER: ReferralAction.ValueType  # 1
+REFERRAL_ACTION_CLOSE: ReferralAction.ValueType  # 2
+"""The bureau ends the partner's service of the person (结束转介)."""
+Global___ReferralAction: _TypeAlias = ReferralAction  # noqa: Y015
+
 class _EventKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -762,11 +783,17 @@ class ServiceReferral(_message.Message):
     DRUG_RELATED_FIELD_NUMBER: _builtins.int
     OFFENCE_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
     referral_id: _builtins.str
     unit_code: _builtins.str
     drug_related: _builtins.bool
     offence: _builtins.str
     notes: _builtins.str
+    action: Global___ReferralAction.ValueType
+    """Refer the person (the default) or close the referral: a closure reaches each
+    partner the person is referred to, and after it that partner receives nothing
+    more about the person (until referred again).
+    """
     @_builtins.property
     def subject(self) -> Global___Subject: ...
     @_builtins.property
@@ -781,10 +808,11 @@ class ServiceReferral(_message.Message):
         drug_related: _builtins.bool = ...,
         offence: _builtins.str = ...,
         notes: _builtins.str = ...,
+        action: Global___ReferralAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["drug_related", b"drug_related", "needs", b"needs", "notes", b"notes", "offence", b"offence", "referral_id", b"referral_id", "subject", b"subject", "unit_code", b"unit_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "drug_related", b"drug_related", "needs", b"needs", "notes", b"notes", "offence", b"offence", "referral_id", b"referral_id", "subject", b"subject", "unit_code", b"unit_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
