@@ -137,7 +137,12 @@ def test_the_export_writes_what_the_ngo_received_and_nothing_else() -> None:
         unit_code="610302",
         needs=[pb.SERVICE_TYPE_COUNSELLING, pb.SERVICE_TYPE_VOCATIONAL_TRAINING],
     )
-    assert list(REFERRALS.rows(referral)) == [(P1, "30-39", "610302", "心理咨询、职业技能培训")]
+    assert list(REFERRALS.rows(referral)) == [
+        (P1, "30-39", "610302", "心理咨询、职业技能培训", "转介")
+    ]
+    referral.action = pb.REFERRAL_ACTION_CLOSE
+    ((*_, status),) = REFERRALS.rows(referral)
+    assert status == "结束转介"
     change = pb.RosterChange(
         subject=pb.Subject(pseudonym=P1, age_band="30-39"),
         change_type=pb.ROSTER_CHANGE_TYPE_RELEASED_TERM_SERVED,
