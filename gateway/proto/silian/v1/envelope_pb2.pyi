@@ -158,6 +158,10 @@ class Delivery(_message.Message):
     delivery_id: _builtins.str
     """Opaque handle used to acknowledge this delivery."""
     mid: _builtins.str
+    """The message id as sent, for recipients of the full view; for a minimized
+    view an id of this recipient's own (a UUID keyed per recipient: stable across
+    redeliveries, unrelated to the sender's mid and to other recipients' ids).
+    """
     kind: _builtins.str
     sender: _builtins.str
     recipient: _builtins.str
@@ -166,9 +170,9 @@ class Delivery(_message.Message):
     payload_sha256: _builtins.str
     """Lowercase hex SHA-256 of `payload` (the view)."""
     original_payload_sha256: _builtins.str
-    """Lowercase hex SHA-256 of the payload the sender signed."""
+    """Lowercase hex SHA-256 of the payload the sender signed (full views only)."""
     original_signature: _builtins.str
-    """The sender's original JWS, for reference."""
+    """The sender's original JWS, for reference (full views only)."""
     policy_id: _builtins.str
     """Id of the policy rule that produced this view."""
     signature: _builtins.str
@@ -176,10 +180,10 @@ class Delivery(_message.Message):
       iss          the gateway id
       sub          the recipient (= `recipient`; "feed" on the bureau's feed)
       snd          the sender (= `sender`)
-      mid          = `mid`
+      mid          = `mid` (for a minimized view, the recipient's own id of the message)
       kind         = `kind`
       sha256       = `payload_sha256`, the digest of `payload` (the view)
-      orig_sha256  = `original_payload_sha256`
+      orig_sha256  = `original_payload_sha256`; full views only
       policy       = `policy_id` ("feed" on the bureau's feed)
       iat          `accepted_at`, whole seconds
     A recipient checks the signature with the gateway's public key (JWKS from
@@ -190,7 +194,11 @@ class Delivery(_message.Message):
     redelivered: _builtins.bool
     """True when the broker has delivered this before without acknowledgement."""
     @_builtins.property
-    def accepted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway accepted the message; for a minimized view only the day
+        (00:00 in the bureau's time zone).
+        """
+
     def __init__(
         self,
         *,
