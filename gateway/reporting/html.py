@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 
 from gateway.reporting.period import FINDING_STATES, PeriodSummary
+from gateway.security.files import create_private
 
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei",system-ui,sans-serif;margin:0;
@@ -61,7 +62,7 @@ _STATE_COLOURS = {
 def write_report(summary: PeriodSummary, path: Path) -> Path:
     """Write the report of ``summary`` to ``path``; returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(summary), encoding="utf-8")
+    create_private(path).write_text(render(summary), encoding="utf-8")
     return path
 
 

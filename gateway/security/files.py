@@ -43,6 +43,14 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def create_private(path: Path) -> Path:
+    """Make sure ``path`` exists as a 0600 file (kept if it exists), so a file
+    opened on it afterwards is never readable by others, whatever the umask."""
+    path.touch(mode=FILE_MODE)
+    path.chmod(FILE_MODE)
+    return path
+
+
 def restrict(path: Path) -> None:
     """Set an existing file to 0600 (one made before this version, or by a library)."""
     if path.exists():

@@ -7,6 +7,7 @@ found by the sweep, and the inbox folder watched."""
 from __future__ import annotations
 
 import csv
+import stat
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,7 @@ def test_the_police_export_the_roster_and_requests_they_received(
     assert result.exit_code == 0, result.output
     assert "acknowledged 4 deliveries" in result.output
     (roster_file,) = tmp_path.glob("roster-*.csv")
+    assert stat.S_IMODE(roster_file.stat().st_mode) == 0o600  # it names people
     roster = _rows(roster_file)
     assert [(r["身份证号"], r["变更类型"]) for r in roster] == [
         (ROAMER, "接收入矫"),

@@ -33,6 +33,7 @@ from gateway.client.connectors.fields import local_text
 from gateway.client.inbox import Connection, InboxReader, Refusal
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
+from gateway.security.files import create_private
 
 LEDGER = ".exported-mids"
 TRAILING_HEADERS = ("消息编号", "发送方", "网关接收时间")
@@ -79,13 +80,13 @@ class _Writers:
         self._outputs: dict[str, _Output] = {}
         ledger = out_dir / LEDGER
         self.exported = set(ledger.read_text("ascii").split()) if ledger.exists() else set()
-        self._ledger = ledger.open("a", encoding="ascii")
+        self._ledger = create_private(ledger).open("a", encoding="ascii")
 
     def write(self, export: ExportFormat, rows: list[list[str]], summary: ExportSummary) -> None:
         output = self._outputs.get(export.kind)
         if output is None:
             path = self.out_dir / f"{export.stem}-{self.stamp}.csv"
-            handle = path.open("w", encoding=self.encoding, newline="")
+            handle = create_private(path).open("w", encoding=self.encoding, newline="")
             output = self._outputs[export.kind] = _Output(path, handle, csv.writer(handle))
             output.writer.writerow((*export.headers, *TRAILING_HEADERS))
         output.writer.writerows(rows)

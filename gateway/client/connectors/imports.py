@@ -31,6 +31,7 @@ from gateway.client.connectors.fields import FieldError
 from gateway.client.connectors.files import NativeFormat, Row, RowProblem, read_native
 from gateway.client.submit import Submitter, submit_many
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.security.files import create_private
 
 #: Codes of problems found before sending.
 INVALID = "INVALID"
@@ -98,7 +99,7 @@ class ImportReport:
     def write(self, path: Path) -> None:
         """The problems as CSV (UTF-8 with BOM, so spreadsheet programs show the
         Chinese), by line: line, column, reason, code."""
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        with create_private(path).open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(REPORT_HEADERS)
             for problem in sorted(self.problems, key=lambda p: p.line):
