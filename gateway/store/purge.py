@@ -33,13 +33,24 @@ Message = tuple[str, str]  # (sender, mid)
 
 
 def roster_events(store: Store, subject_key: Callable[[str], str]) -> Iterator[RosterEvent]:
-    """The roster changes not purged yet, opened, as retention sees them."""
-    with store.transaction() as session:
-        rows = session.execute(
-            select(StoredMessage.sender, StoredMessage.mid, StoredMessage.payload)
-            .where(StoredMessage.kind == kinds.ROSTER_CHANGE, StoredMessage.payload != b"")
-            .execution_options(yield_per=_CHUNK)
-        )
+    """The roster changes not purged yet, opened, as retention sees them. Read
+    a chunk per short transaction and opened outside it, so the gateway's
+    commits never wait for the whole scan."""
+    after = ("", "")
+    while True:
+        with store.transaction() as session:
+            rows = session.execute(
+                select(StoredMessage.sender, StoredMessage.mid, StoredMessage.payload)
+                .where(
+                    StoredMessage.kind == kinds.ROSTER_CHANGE,
+                    StoredMessage.payload != b"",
+                    tuple_(StoredMessage.sender, StoredMessage.mid) > tuple_(*after),
+                )
+                .order_by(StoredMessage.sender, StoredMessage.mid)
+                .limit(_CHUNK)
+            ).all()
+        if not rows:
+            return
         for sender, mid, payload in rows:
             change = pb.RosterChange.FromString(
                 store.data_keys.open(payload, sealed.message_row(sender, mid))
@@ -50,6 +61,7 @@ def roster_events(store: Store, subject_key: Callable[[str], str]) -> Iterator[R
                     change.change_type,
                     date.fromisoformat(change.effective_date),
                 )
+        after = (rows[-1].sender, rows[-1].mid)
 
 
 def messages_only_about(store: Store, expired: set[str]) -> list[Message]:
@@ -120,7 +132,6 @@ def forget_people(store: Store, expired: set[str], subject_key: Callable[[str], 
     (state keys end with the subject key); returns the rows deleted."""
     if not expired:
         return 0
-    deleted = 0
     with store.transaction() as session:
         rows = session.execute(
             select(
@@ -129,19 +140,25 @@ def forget_people(store: Store, expired: set[str], subject_key: Callable[[str], 
                 SubjectPseudonym.sealed_resident_id,
             )
         ).all()
-        for recipient, pseudonym, sealed_id in rows:
-            resident_id = store.data_keys.open_text(
-                sealed_id, sealed.pseudonym_row(recipient, pseudonym)
-            )
-            if subject_key(resident_id) in expired:
-                session.execute(
-                    delete(SubjectPseudonym).where(
-                        SubjectPseudonym.recipient == recipient,
-                        SubjectPseudonym.pseudonym == pseudonym,
-                    )
+    theirs = [
+        (recipient, pseudonym)
+        for recipient, pseudonym, sealed_id in rows
+        if subject_key(
+            store.data_keys.open_text(sealed_id, sealed.pseudonym_row(recipient, pseudonym))
+        )
+        in expired
+    ]
+    deleted = 0
+    with store.transaction() as session:
+        for recipient, pseudonym in theirs:
+            result = session.execute(
+                delete(SubjectPseudonym).where(
+                    SubjectPseudonym.recipient == recipient,
+                    SubjectPseudonym.pseudonym == pseudonym,
                 )
-                deleted += 1
-        for key in expired:
+            )
+            deleted += result.rowcount  # type: ignore[attr-defined]
+        for key in sorted(expired):
             result = session.execute(delete(LinkageState).where(LinkageState.key.endswith(key)))
             deleted += result.rowcount  # type: ignore[attr-defined]
     return deleted

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, func, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.store import sealed
@@ -77,13 +77,17 @@ def reseal(
 
 
 def stale_count(store: Store) -> int:
-    """How many sealed values are not under the current data key."""
-    current = store.data_keys.current
+    """How many sealed values are not under the current data key (counted
+    by the database from each value's key id, bytes 2–9)."""
+    current = store.data_keys.current.encode()
     count = 0
     with store.transaction() as session:
         for column in SEALED:
-            for (value,) in session.execute(select(column.column)):
-                count += bool(value) and store.data_keys.key_of(value) != current
+            kid = func.substr(column.column, 2, 8)
+            count += (
+                session.scalar(select(func.count()).where(column.column != b"", kid != current))
+                or 0
+            )
     return count
 
 

@@ -77,4 +77,9 @@ def test_rotation_under_load_fails_no_call_and_leaves_nothing_under_the_old_key(
     assert set(mids) <= set(police)
     resident_ids = {kinds.decode(d.kind, d.payload).subject.resident_id for d in police.values()}
     assert all(resident_ids)
+
+    store.data_keys.rotate()  # a new key that nothing is sealed with yet
+    assert rekey.stale_count(store) >= len(mids)
+    assert rekey.reseal(store, batch=50) >= len(mids)
+    assert rekey.stale_count(store) == 0
     store.engine.dispose()
