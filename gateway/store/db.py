@@ -53,6 +53,13 @@ def upgrade(engine: Engine, revision: str = "head", *, data_keys: DataKeys | Non
     """Bring the schema to ``revision`` (idempotent). ``data_keys`` seal the
     personal data of a database made before encryption at rest (0004)."""
     command.upgrade(alembic_config(engine, data_keys), revision)
+    if engine.dialect.name == "sqlite":
+        # Old page versions (clear data before 0004) leave the write-ahead log.
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -86,6 +86,10 @@ def test_upgrading_seals_what_was_in_clear_and_the_gateway_reads_it(
 
     everything = _every_row(engine)
     assert PERSON not in everything and "张三" not in everything
+    sqlite_file = db.sqlite_path(fresh_database_url)
+    if sqlite_file is not None:  # not even in free pages or the journal
+        raw = b"".join(f.read_bytes() for f in sqlite_file.parent.glob(sqlite_file.name + "*"))
+        assert PERSON.encode() not in raw
     store = Store(engine, keys)
     with store.transaction() as session:
         message = session.get(StoredMessage, ("judicial", "m-1"))

@@ -104,6 +104,9 @@ def _open(keys: Any, data: bytes, identity: str) -> bytes:
 def upgrade() -> None:
     """Upgrade schema."""
     bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        # Overwrite the clear values replaced below instead of leaving them in free pages.
+        bind.exec_driver_sql("PRAGMA secure_delete = ON")
     _rewrite_messages(_seal)
     _rewrite_outbox(_seal)
 
