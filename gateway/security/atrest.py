@@ -31,7 +31,7 @@ _HEADER = len(VERSION) + _KID_BYTES + _NONCE_BYTES
 CURRENT = "current"
 
 
-class SealedDataError(Exception):
+class SealedDataError(ValueError):
     """A sealed value cannot be opened: unknown key, wrong row, or tampered."""
 
 
@@ -122,7 +122,10 @@ class DataKeys:
     def _load(self, kid: str) -> AESGCM:
         path = self.directory / f"{kid}.key" if self.directory else None
         if path is None or not kid.isalnum() or not path.exists():
-            raise SealedDataError(f"no data key {kid!r} in {self.directory}")
+            raise SealedDataError(
+                f"data key {kid!r} is missing from {self.directory}: restore keys/data/ "
+                "from the backup kept with the database (without it the data cannot be read)"
+            )
         raw = path.read_bytes()
         if len(raw) != 32:
             raise SealedDataError(f"{path} is not a 256-bit key")
