@@ -78,6 +78,9 @@ class Settings:
     #: Failed authentications per caller address and minute before its calls are
     #: refused (RESOURCE_EXHAUSTED) until the minute is over.
     max_auth_failures_per_minute: int = 120
+    #: Concurrent Receive streams per agency (each holds a broker connection);
+    #: past it a new one is refused RESOURCE_EXHAUSTED.
+    max_receive_streams: int = 8
     #: Time zone of the bureau's calendar (dates in payloads are local dates).
     timezone: str = "Asia/Shanghai"
     #: Seconds between runs of the linkages' time-driven rules (deadlines, silence).

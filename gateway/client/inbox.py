@@ -37,11 +37,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import structlog
 
+from gateway.client.submit import reason_of
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security.deliveries import delivery_problem
 
@@ -163,9 +164,8 @@ class InboxReader:
         self._closing = threading.Event()
         self._arrived: queue.Queue[Delivery | None] = queue.Queue()
         self._settling: queue.Queue[tuple[Delivery, bool] | None] = queue.Queue()
-        self._stream = client.stub.Receive(
-            exchange_pb2.ReceiveRequest(max_in_flight=max_in_flight), metadata=client.metadata()
-        )
+        self._max_in_flight = max_in_flight
+        self._stream = self._open()
         self._acknowledgers = [
             threading.Thread(target=self._settle, name=f"ack-{self.agency}", daemon=True)
             for _ in range(max(acknowledgers, 1))
@@ -261,10 +261,27 @@ class InboxReader:
 
     # the reader's threads ------------------------------------------------------------
 
+    def _open(self) -> Any:
+        return self._client.stub.Receive(
+            exchange_pb2.ReceiveRequest(max_in_flight=self._max_in_flight),
+            metadata=self._client.metadata(),
+        )
+
     def _read(self) -> None:
         try:
-            for response in self._stream:
-                self._check(response.delivery)
+            while True:
+                try:
+                    for response in self._stream:
+                        self._check(response.delivery)
+                    return
+                except grpc.RpcError as err:
+                    if self._closing.is_set() or not _token_expired(err):
+                        raise
+                # The gateway ends a stream when its token expires: go on with a
+                # fresh one. (Deliveries held unsettled on the old stream come again.)
+                self._stream = self._open()
+                if self._closing.is_set():
+                    self._stream.cancel()
         except grpc.RpcError as err:
             if not self._closing.is_set():
                 self._fail(err)
@@ -371,3 +388,9 @@ class InboxReader:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _token_expired(err: grpc.RpcError) -> bool:
+    """Whether the gateway ended a stream because its token expired."""
+    code = err.code() if isinstance(err, grpc.Call) else None
+    return code == grpc.StatusCode.UNAUTHENTICATED and reason_of(err) == "EXPIRED_TOKEN"

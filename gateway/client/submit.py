@@ -49,6 +49,16 @@ def retry_delay(hint_seconds: float, attempt: int) -> float:
     return min(max(hint_seconds, 0.1 * 2**attempt), MAX_DELAY_SECONDS)
 
 
+def reason_of(err: grpc.RpcError) -> str:
+    """The ``ErrorInfo`` reason in a failed call's status details ("" if none)."""
+    status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details if status else []:
+        if detail.Unpack(info):
+            return info.reason
+    return ""
+
+
 def retry_after(err: grpc.RpcError) -> float:
     """The ``RetryInfo`` delay in a failed call's status details, in seconds (0: none)."""
     status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None

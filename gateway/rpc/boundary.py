@@ -10,7 +10,10 @@ servicer so that each of its handlers:
    (``UNPARSEABLE_REQUEST``) before anything else;
 2. authenticates the caller (bearer token, and the client certificate under
    mTLS) with the roles ``ACCESS`` allows for the method — the servicer reads
-   the principal with ``caller()``;
+   the principal with ``caller()``; a streaming call is authenticated again
+   every ``recheck_seconds`` while it is open, and ends UNAUTHENTICATED (the
+   reason says why: ``EXPIRED_TOKEN``, ``REVOKED_KEY`` …) once its token has
+   expired or its key was revoked;
 3. maps what the servicer raises: a ``GatewayError`` becomes its gRPC status
    with ``google.rpc`` details (``gateway.rpc.errors``); anything else is a bug:
    logged with a correlation id and answered INTERNAL with that id, never with
@@ -20,6 +23,7 @@ servicer so that each of its handlers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -29,7 +33,7 @@ from typing import Any
 import grpc
 import structlog
 
-from gateway.domain.errors import GatewayError, InvalidMessage
+from gateway.domain.errors import GatewayError, InvalidMessage, Unauthenticated, Unavailable
 from gateway.rpc.errors import internal_status, to_grpc_status
 from gateway.security.tokens import bearer_from_metadata
 
@@ -57,6 +61,12 @@ BAD_REQUEST = InvalidMessage("UNPARSEABLE_REQUEST", "the request is not a valid 
 
 #: (token, certificate agency, roles, peer) -> principal id; raises GatewayError.
 Authenticate = Callable[[str | None, str | None, Sequence[str], str], str]
+#: What a call was authenticated with: the arguments of Authenticate.
+Credentials = tuple[str | None, str | None, Sequence[str], str]
+
+#: How often an open stream's authorization is checked again (a revoked key is
+#: seen within this plus the key cache's two seconds).
+STREAM_RECHECK_SECONDS = 1.0
 
 _caller: contextvars.ContextVar[str] = contextvars.ContextVar("silian_caller")
 
@@ -96,9 +106,15 @@ def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 class Boundary:
     """Wraps every registered handler; see the module docstring."""
 
-    def __init__(self, authenticate: Authenticate, executor: Executor) -> None:
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        executor: Executor,
+        recheck_seconds: float = STREAM_RECHECK_SECONDS,
+    ) -> None:
         self._authenticate = authenticate
         self._executor = executor  # authentication never queues behind messages
+        self._recheck = recheck_seconds
 
     def register(
         self,
@@ -109,20 +125,62 @@ class Boundary:
         """``add_servicer(servicer, server)`` with every handler wrapped."""
         add_servicer(servicer, _Registration(self, server))
 
-    async def _enter(self, method: str, request: object, context: grpc.aio.ServicerContext) -> None:
+    async def _enter(
+        self, method: str, request: object, context: grpc.aio.ServicerContext
+    ) -> Credentials:
         if request is UNDECODABLE:
             raise BAD_REQUEST
-        token = bearer_from_metadata(context.invocation_metadata() or ())
-        roles = ACCESS.get(method, ())
-        principal = await asyncio.get_running_loop().run_in_executor(
-            self._executor,
-            self._authenticate,
-            token,
+        credentials: Credentials = (
+            bearer_from_metadata(context.invocation_metadata() or ()),
             certificate_agency(context),
-            roles,
+            ACCESS.get(method, ()),
             context.peer() or "",
         )
+        principal = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._authenticate, *credentials
+        )
         _caller.set(principal)
+        return credentials
+
+    async def _lapsed(self, credentials: Credentials) -> None:
+        """Raise Unauthenticated once ``credentials`` no longer authenticate
+        (checked every ``recheck_seconds``); a database outage ends nothing."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._recheck)
+            try:
+                await loop.run_in_executor(self._executor, self._authenticate, *credentials)
+            except Unavailable:
+                continue
+            except GatewayError as err:
+                raise Unauthenticated(err.reason, f"the stream ended: {err.message}") from None
+
+    async def _following(
+        self, credentials: Credentials, responses: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        """``responses`` for as long as ``credentials`` stay valid; then the
+        stream's generator is closed and Unauthenticated raised."""
+        lapsed = asyncio.ensure_future(self._lapsed(credentials))
+        step: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(responses))
+                await asyncio.wait({step, lapsed}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    await _cancelled(step)
+                    lapsed.result()  # raises: the authorization ended
+                try:
+                    response = step.result()
+                except StopAsyncIteration:
+                    return
+                yield response
+        finally:
+            lapsed.cancel()
+            if step is not None and not step.done():  # the call itself ended
+                await _cancelled(step)
+            closing = getattr(responses, "aclose", None)
+            if closing is not None:
+                await closing()
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         deserializer = _tolerant(handler.request_deserializer)
@@ -144,8 +202,8 @@ class Boundary:
                 request: Any, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
                 try:
-                    await self._enter(method, request, context)
-                    async for response in produce(request, context):
+                    credentials = await self._enter(method, request, context)
+                    async for response in self._following(credentials, produce(request, context)):
                         yield response
                 except Exception as exc:
                     await _abort(context, method, exc)
@@ -158,14 +216,22 @@ class Boundary:
                 requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
                 try:
-                    await self._enter(method, None, context)
-                    async for response in converse(requests, context):
+                    credentials = await self._enter(method, None, context)
+                    async for response in self._following(credentials, converse(requests, context)):
                         yield response
                 except Exception as exc:
                     await _abort(context, method, exc)
 
             return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
         raise TypeError(f"{method}: client-streaming handlers are not used by silian.v1")
+
+
+async def _cancelled(step: asyncio.Future[Any]) -> None:
+    """Cancel a pending step of a stream's generator and wait until it stopped
+    (its ``finally`` blocks ran); whatever it raised on the way out is moot."""
+    step.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await step
 
 
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:

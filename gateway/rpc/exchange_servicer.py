@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from gateway.domain.errors import FieldViolation, GatewayError, InvalidMessage, 
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.rpc.boundary import BAD_REQUEST, Boundary, Undecodable, caller
 from gateway.rpc.errors import to_rejection
-from gateway.service.admission import Admission
+from gateway.service.admission import Admission, StreamSlots
 from gateway.service.exchange import ExchangeService
 
 log = structlog.get_logger(__name__)
@@ -76,9 +76,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         amqp_url: str,
         names: Names,
         admission: Admission,
+        streams: StreamSlots,
     ) -> None:
         self._service = service
         self._admission = admission
+        self._streams = streams
         self._executor = executor  # checking and committing messages
         self._amqp_url = amqp_url
         self._names = names
@@ -154,6 +156,20 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         request: exchange_pb2.ReceiveRequest,
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
+        """The agency's inbox, on at most ``max_receive_streams`` streams at once."""
+        with self._streams.hold(caller()):
+            inbox = self._inbox(request, context)
+            try:
+                async for response in inbox:
+                    yield response
+            finally:
+                await inbox.aclose()
+
+    async def _inbox(
+        self,
+        request: exchange_pb2.ReceiveRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncGenerator[exchange_pb2.ReceiveResponse, None]:
         agency = caller()
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[tuple[InboxMessage, envelope_pb2.Delivery] | _Closed] = asyncio.Queue()

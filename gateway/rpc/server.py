@@ -29,7 +29,7 @@ from gateway.rpc.boundary import Boundary
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
 from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service import retention
-from gateway.service.admission import Admission, parse_rate_limits
+from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
 
 log = structlog.get_logger(__name__)
 
@@ -202,6 +202,7 @@ async def serve(
             settings.amqp_url,
             gateway.names,
             Admission(settings.max_in_progress, parse_rate_limits(settings.rate_limits)),
+            StreamSlots(settings.max_receive_streams),
         ),
         server,
         boundary,

@@ -1,5 +1,6 @@
-"""Load shedding: past capacity the gateway refuses new messages with
-RESOURCE_EXHAUSTED and a retry hint instead of queueing without bound."""
+"""Load shedding: past capacity the gateway refuses new messages (and new
+Receive streams) with RESOURCE_EXHAUSTED and a retry hint instead of queueing
+without bound."""
 
 from __future__ import annotations
 
@@ -25,6 +26,37 @@ def parse_rate_limits(text: str) -> dict[str, float]:
             raise ValueError(f"rate_limits: {part!r} is not AGENCY=MESSAGES_PER_SECOND")
         limits[agency.strip()] = value
     return limits
+
+
+class StreamSlots:
+    """Caps each agency's concurrent streams (each Receive holds a thread and a
+    broker connection): ``hold(agency)`` raises Overloaded(TOO_MANY_STREAMS)
+    when ``per_agency`` are open already."""
+
+    def __init__(self, per_agency: int) -> None:
+        self._max = per_agency
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def open(self, agency: str) -> int:
+        return self._open.get(agency, 0)
+
+    @contextmanager
+    def hold(self, agency: str) -> Iterator[None]:
+        with self._lock:
+            if self.open(agency) >= self._max:
+                raise Overloaded(
+                    "TOO_MANY_STREAMS",
+                    f"{agency!r} has {self._max} Receive streams open, the most allowed; "
+                    "close one (or read with fewer) and retry",
+                    retry_after_seconds=1.0,
+                )
+            self._open[agency] = self.open(agency) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open[agency] -= 1
 
 
 @dataclass
