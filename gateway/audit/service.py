@@ -11,6 +11,7 @@ NotFound for an unknown subject or before the first checkpoint.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from gateway.store.repository import Store
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+#: A page token is the index of the next entry: ASCII digits that fit a BIGINT.
+_PAGE_TOKEN = re.compile(r"[0-9]{1,18}")
 FEED = "feed"
 _ACCESS_EVENTS = (
     events.ACCEPTED,
@@ -168,7 +171,7 @@ class AuditService:
         """A page of entries matching ``where``, oldest first, and the next page's token."""
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             raise _bad_request("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
-        if page_token and not page_token.isdigit():
+        if page_token and not _PAGE_TOKEN.fullmatch(page_token):
             raise _bad_request("page_token", "is not a token this service gave")
         limit = page_size or DEFAULT_PAGE_SIZE
         query = select(AuditEntry.idx, AuditEntry.entry).where(

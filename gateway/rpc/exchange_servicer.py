@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future
@@ -34,6 +35,9 @@ DEFAULT_IN_FLIGHT = 100
 #: Messages of one SubmitStream in progress at once.
 STREAM_WINDOW = 256
 MAX_IN_FLIGHT = 1000
+#: Delivery ids one Acknowledge may settle (held ones number at most
+#: MAX_IN_FLIGHT per stream).
+MAX_SETTLED_PER_CALL = 10_000
 
 
 @dataclass
@@ -61,6 +65,9 @@ def _log_failure(future: Future[None]) -> None:
 
 
 _INBOX_CLOSED = "the inbox connection closed; reconnect"
+#: The broker's part of a delivery id: ASCII digits (``int`` takes others too, and
+#: refuses very long ones with an error that is no answer to a caller).
+_DELIVERY_TAG = re.compile(r"[0-9]{1,18}")
 
 
 class _Closed:
@@ -241,6 +248,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 "no delivery ids to acknowledge or reject",
                 [FieldViolation("delivery_ids", "is empty")],
             )
+        if len(request.delivery_ids) + len(request.rejected_delivery_ids) > MAX_SETTLED_PER_CALL:
+            raise InvalidMessage(
+                "TOO_MANY_IDS",
+                f"at most {MAX_SETTLED_PER_CALL} delivery ids may be settled per call",
+                [FieldViolation("delivery_ids", f"more than {MAX_SETTLED_PER_CALL} ids")],
+            )
         acked, unknown = self._held(agency, request.delivery_ids)
         rejected, unknown_rejected = self._held(agency, request.rejected_delivery_ids)
         for settling, event in ((acked, events.ACKNOWLEDGED), (rejected, events.RETURNED)):
@@ -276,7 +289,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         for delivery_id in ids:
             session_id, _, tag_text = delivery_id.partition(".")
             session = self._sessions.get(session_id)
-            tag = int(tag_text) if tag_text.isdigit() else -1
+            tag = int(tag_text) if _DELIVERY_TAG.fullmatch(tag_text) else -1
             if session is None or session.agency != agency or tag not in session.held:
                 unknown.append(delivery_id)
             else:

@@ -222,6 +222,9 @@ def test_a_partner_agency_proves_its_own_receipt_but_no_one_elses(
             audit_pb2.GetConsistencyProofRequest(first_tree_size=0, second_tree_size=4),
             "first_tree_size",
         ),
+        ("ListEntries", audit_pb2.ListEntriesRequest(page_token="9" * 30), "page_token"),
+        ("ListEntries", audit_pb2.ListEntriesRequest(page_token="9" * 5000), "page_token"),
+        ("ListEntries", audit_pb2.ListEntriesRequest(page_token="²"), "page_token"),
     ],
 )
 def test_impossible_proof_requests_are_invalid_arguments_naming_the_field(

@@ -360,3 +360,31 @@ def test_an_unknown_field_carrying_a_name_is_refused_and_never_delivered(
     assert all(smuggled.encode() not in d.SerializeToString() for d in received.values())
     judicial.close()
     ngo.close()
+
+
+def test_settling_more_than_ten_thousand_ids_at_once_is_refused(running: Running, stub) -> None:
+    ids = [f"session.{n}" for n in range(10_001)]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Acknowledge(
+            exchange_pb2.AcknowledgeRequest(delivery_ids=ids),
+            metadata=_token(running, "police"),
+            timeout=10,
+        )
+    code, reason, fields = _details(caught.value)
+    assert (code, reason, fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "TOO_MANY_IDS",
+        ["delivery_ids"],
+    )
+
+
+def test_a_delivery_id_with_a_huge_or_odd_number_is_unknown_not_an_error(
+    running: Running, stub
+) -> None:
+    ids = ["s." + "9" * 5000, "s.²", "s.-1"]
+    answer = stub.Acknowledge(
+        exchange_pb2.AcknowledgeRequest(delivery_ids=ids),
+        metadata=_token(running, "police"),
+        timeout=10,
+    )
+    assert list(answer.unknown_delivery_ids) == ids
