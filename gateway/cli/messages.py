@@ -94,7 +94,7 @@ def receive(
     count = 0
     with client.inbox(idle_seconds=idle, limit=limit) as inbox:
         for delivery in inbox:
-            view = kinds.decode(delivery.kind, delivery.payload)
+            view = kinds.decode(delivery.kind, delivery.payload, allow_unknown=True)
             document = json_format.MessageToDict(delivery)
             document["payload"] = json_format.MessageToDict(view)
             click.echo(json.dumps(document, ensure_ascii=False))

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import grpc
 import structlog
 
-from gateway.client.submit import reason_of
+from gateway.client.submit import token_expired
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.security.deliveries import delivery_problem
 
@@ -275,7 +275,7 @@ class InboxReader:
                         self._check(response.delivery)
                     return
                 except grpc.RpcError as err:
-                    if self._closing.is_set() or not _token_expired(err):
+                    if self._closing.is_set() or not token_expired(err):
                         raise
                 # The gateway ends a stream when its token expires: go on with a
                 # fresh one. (Deliveries held unsettled on the old stream come again.)
@@ -388,9 +388,3 @@ class InboxReader:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _token_expired(err: grpc.RpcError) -> bool:
-    """Whether the gateway ended a stream because its token expired."""
-    code = err.code() if isinstance(err, grpc.Call) else None
-    return code == grpc.StatusCode.UNAUTHENTICATED and reason_of(err) == "EXPIRED_TOKEN"

@@ -8,7 +8,9 @@ gateway's hint (``google.rpc.RetryInfo`` in a call's status details,
 ``Rejection.retry_after_ms`` for one message on SubmitStream), but no sooner
 than an exponential backoff allows, at most ``max_attempts`` times in all.
 Retrying is always safe: a message the gateway in fact stored is answered with
-its original receipt. Every other refusal is final.
+its original receipt. A SubmitStream the gateway ended because its token
+expired (UNAUTHENTICATED, ``EXPIRED_TOKEN``) goes on in a new stream with a
+fresh token. Every other refusal is final.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ def reason_of(err: grpc.RpcError) -> str:
         if detail.Unpack(info):
             return info.reason
     return ""
+
+
+def token_expired(err: grpc.RpcError) -> bool:
+    """Whether the gateway ended a stream because its token expired (a new
+    stream, with a fresh token, goes on)."""
+    code = err.code() if isinstance(err, grpc.Call) else None
+    return code == grpc.StatusCode.UNAUTHENTICATED and reason_of(err) == "EXPIRED_TOKEN"
 
 
 def retry_after(err: grpc.RpcError) -> float:
@@ -140,7 +149,8 @@ def submit_many(
                 if on_answer is not None:
                     on_answer(response)
         except grpc.RpcError as err:
-            if err.code() not in RETRY_LATER or attempt >= max_attempts:
+            again = err.code() in RETRY_LATER or token_expired(err)
+            if not again or attempt >= max_attempts:
                 raise
             later += pending[answered:]
             hint = max(hint, retry_after(err))

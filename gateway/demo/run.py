@@ -153,7 +153,7 @@ class _Exchange:
         """A partner keeps the pseudonym each referral names (its only handle on the
         person) and the unit, to record its services."""
         if delivery.kind == kinds.SERVICE_REFERRAL:
-            referral = kinds.decode(delivery.kind, delivery.payload)
+            referral = kinds.decode(delivery.kind, delivery.payload, allow_unknown=True)
             assert isinstance(referral, pb.ServiceReferral)
             known = Known(referral.subject.pseudonym, referral.unit_code)
             self.referred.append((delivery.recipient, (delivery.sender, delivery.mid), known))

@@ -71,8 +71,10 @@ def encode(message: Message) -> bytes:
 
 def decode(kind: str, payload: bytes, *, allow_unknown: bool = False) -> Message:
     """Parse ``payload`` as the message type of ``kind``; InvalidMessage if it cannot,
-    or (unless ``allow_unknown``, for reading back what was stored before this
-    rule) if it carries fields the type does not declare (``UNKNOWN_FIELDS``)."""
+    or (unless ``allow_unknown``) if it carries fields the type does not declare
+    (``UNKNOWN_FIELDS``). ``allow_unknown`` is for what the gateway itself
+    wrote: payloads stored before this rule, and deliveries read by an agency
+    whose ``.proto`` is older than the gateway's."""
     message = payload_type(kind)()
     try:
         message.ParseFromString(payload)

@@ -55,6 +55,8 @@ from gateway.store.repository import Store
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
+#: A compact JWS of the message claims is a few hundred characters.
+MAX_SIGNATURE_CHARS = 4096
 
 
 class ExchangeService:
@@ -316,6 +318,12 @@ class ExchangeService:
                 f"payload is {len(envelope.payload)} bytes; the limit is "
                 f"{self.settings.max_message_bytes}",
                 [FieldViolation("envelope.payload", "larger than the configured limit")],
+            )
+        if len(envelope.signature) > MAX_SIGNATURE_CHARS:
+            raise InvalidMessage(
+                "BAD_SIGNATURE",
+                f"the signature is longer than {MAX_SIGNATURE_CHARS} characters",
+                [FieldViolation("envelope.signature", "longer than a message signature can be")],
             )
         missing = [
             FieldViolation(f"envelope.{name}", "is required")

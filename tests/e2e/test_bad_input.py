@@ -388,3 +388,8 @@ def test_a_delivery_id_with_a_huge_or_odd_number_is_unknown_not_an_error(
         timeout=10,
     )
     assert list(answer.unknown_delivery_ids) == ids
+
+
+def test_an_overlong_signature_is_refused_unread(running: Running, stub, store) -> None:
+    err = _submit(stub, _envelope(running, signature="e" * 100_000), _token(running))
+    _expect(err, store, grpc.StatusCode.INVALID_ARGUMENT, "BAD_SIGNATURE", "envelope.signature")

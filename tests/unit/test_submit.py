@@ -14,7 +14,9 @@ from grpc_status import rpc_status
 
 from gateway.client import submit_many, submit_one
 from gateway.client.submit import retry_delay
+from gateway.domain.errors import Unauthenticated
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2
+from gateway.rpc.errors import to_grpc_status
 from tests.unit.exchange_fakes import FakeAgency, FakeExchange, FakeRpcError
 
 BUSY = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
@@ -157,3 +159,22 @@ def test_a_single_submit_gives_up_after_the_attempts() -> None:
             FakeAgency(_UnaryGateway(busy=5)), _envelopes(1)[0], max_attempts=2, wait=lambda _: None
         )  # type: ignore[arg-type]
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+
+
+class _Expired(_Shed):
+    """The gateway ending a stream whose token expired: UNAUTHENTICATED, EXPIRED_TOKEN."""
+
+    def __init__(self) -> None:
+        FakeRpcError.__init__(self, grpc.StatusCode.UNAUTHENTICATED, "the stream ended")
+        status = to_grpc_status(Unauthenticated("EXPIRED_TOKEN", "the stream ended"))
+        self._trailing = status.trailing_metadata
+
+
+def test_a_stream_ended_by_an_expired_token_goes_on_in_a_new_stream() -> None:
+    def expires_after_first(envelope: envelope_pb2.Envelope) -> Any:
+        return _receipt(envelope) if envelope.mid == "m0" else _Expired()
+
+    exchange = FakeExchange(submit_answers=[expires_after_first, _receipt])
+    answers = submit_many(FakeAgency(exchange), _envelopes(3), wait=lambda _: None)
+    assert all(a.HasField("receipt") for a in answers)
+    assert exchange.submitted[1] == ["m1", "m2"]

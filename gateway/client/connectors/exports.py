@@ -177,7 +177,7 @@ def _handle(
     if delivery.mid in writers.exported:
         summary.already_exported += 1
         return True
-    message = kinds.decode(delivery.kind, delivery.payload)
+    message = kinds.decode(delivery.kind, delivery.payload, allow_unknown=True)
     accepted = local_text(delivery.accepted_at.ToDatetime(tzinfo=UTC))
     trailing = [delivery.mid, delivery.sender, accepted]
     writers.write(export, [[*row, *trailing] for row in export.rows(message)], summary)
