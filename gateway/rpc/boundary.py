@@ -33,7 +33,13 @@ from typing import Any
 import grpc
 import structlog
 
-from gateway.domain.errors import GatewayError, InvalidMessage, Unauthenticated, Unavailable
+from gateway.domain.errors import (
+    GatewayError,
+    InvalidMessage,
+    Overloaded,
+    Unauthenticated,
+    Unavailable,
+)
 from gateway.rpc.errors import internal_status, to_grpc_status
 from gateway.security.tokens import bearer_from_metadata
 
@@ -144,13 +150,14 @@ class Boundary:
 
     async def _lapsed(self, credentials: Credentials) -> None:
         """Raise Unauthenticated once ``credentials`` no longer authenticate
-        (checked every ``recheck_seconds``); a database outage ends nothing."""
+        (checked every ``recheck_seconds``); a database outage or the gateway
+        shedding load ends nothing."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._recheck)
             try:
                 await loop.run_in_executor(self._executor, self._authenticate, *credentials)
-            except Unavailable:
+            except (Unavailable, Overloaded):  # says nothing about the credentials
                 continue
             except GatewayError as err:
                 raise Unauthenticated(err.reason, f"the stream ended: {err.message}") from None
@@ -159,25 +166,31 @@ class Boundary:
         self, credentials: Credentials, responses: AsyncIterator[Any]
     ) -> AsyncIterator[Any]:
         """``responses`` for as long as ``credentials`` stay valid; then the
-        stream's generator is closed and Unauthenticated raised."""
+        stream's generator is stopped and Unauthenticated raised. Each response
+        is awaited as a task that a lapse cancels (one task per response, no
+        race of two futures: this is on the path of every delivery)."""
+        steps: list[asyncio.Future[Any]] = []
         lapsed = asyncio.ensure_future(self._lapsed(credentials))
-        step: asyncio.Future[Any] | None = None
+        lapsed.add_done_callback(lambda _: steps[-1].cancel() if steps else None)
         try:
             while True:
-                step = asyncio.ensure_future(anext(responses))
-                await asyncio.wait({step, lapsed}, return_when=asyncio.FIRST_COMPLETED)
-                if not step.done():
-                    await _cancelled(step)
-                    lapsed.result()  # raises: the authorization ended
+                if lapsed.done():  # it lapsed while the last response was sent
+                    lapsed.result()
+                steps.append(asyncio.ensure_future(anext(responses)))
+                del steps[:-1]
                 try:
-                    response = step.result()
+                    response = await steps[-1]
                 except StopAsyncIteration:
                     return
+                except asyncio.CancelledError:
+                    if lapsed.done() and not lapsed.cancelled():
+                        lapsed.result()  # raises: the authorization ended
+                    raise
                 yield response
         finally:
             lapsed.cancel()
-            if step is not None and not step.done():  # the call itself ended
-                await _cancelled(step)
+            if steps and not steps[-1].done():  # the call itself ended
+                await _cancelled(steps[-1])
             closing = getattr(responses, "aclose", None)
             if closing is not None:
                 await closing()
