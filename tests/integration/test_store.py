@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gateway.audit.log import leaf_hash
 from gateway.domain import events
@@ -27,7 +27,7 @@ from gateway.service.deliveries import record_deliveries
 from gateway.service.outbox import Outbox
 from gateway.service.pending import Pending
 from gateway.store import db
-from gateway.store.models import AuditEntry, OutboxRow, StoredMessage
+from gateway.store.models import AuditEntry, OutboxRow, StoredMessage, SubjectPseudonym
 from gateway.store.repository import Store
 from tests.helpers import JobsOnly
 
@@ -280,3 +280,33 @@ def test_a_value_the_database_refuses_fails_its_message_alone_not_unavailable(
     finally:
         committer.close()
     assert store.message("judicial", too_long.mid) is None
+
+
+def test_many_pseudonyms_are_looked_up_in_one_query(store: Store) -> None:
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        session.add_all(
+            SubjectPseudonym(
+                recipient="ngo",
+                pseudonym=f"P-{n:04d}",
+                resident_id=f"{n:018d}",
+                referred_at=now if n % 2 else None,
+            )
+            for n in range(500)
+        )
+    asked = [f"P-{n:04d}" for n in range(0, 1000, 2)] + ["P-0001", "P-0003"]
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        with store.transaction() as session:
+            referred = Store.referred_among_in(session, "ngo", asked)
+            resolved = Store.resident_ids_of_pseudonyms_in(session, asked)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert referred == {"P-0001", "P-0003"}
+    assert resolved == {p: f"{int(p[2:]):018d}" for p in asked if int(p[2:]) < 500}
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
