@@ -140,6 +140,11 @@ REASONS: dict[str, Reason] = {
         'the payload breaks a rule of its kind (see the field violations and "Payload rules")',
         NEVER,
     ),
+    "TOO_MANY_IDS": Reason(
+        InvalidMessage,
+        "an Acknowledge names more delivery ids than one call may settle",
+        RETRY_AFTER_FIX,
+    ),
     "UNKNOWN_FIELDS": Reason(
         InvalidMessage,
         "the payload carries fields `silian.v1` does not declare (numbers listed); "
@@ -171,6 +176,11 @@ REASONS: dict[str, Reason] = {
     "OVERLOADED": Reason(Overloaded, "the gateway is at capacity", RETRY_AFTER_WAIT),
     "RATE_LIMITED": Reason(
         Overloaded, "the sender exceeds its `rate_limits` share", RETRY_AFTER_WAIT
+    ),
+    "TOO_MANY_STREAMS": Reason(
+        Overloaded,
+        "the agency has `max_receive_streams` Receive streams open already",
+        RETRY_AFTER_WAIT,
     ),
     "TOO_MANY_FAILED_AUTHENTICATIONS": Reason(
         Overloaded,
