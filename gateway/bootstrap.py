@@ -23,8 +23,9 @@ from gateway.security.atrest import DataKeys
 from gateway.security.files import private_dir, restrict
 from gateway.security.signer import GatewaySigner, load_or_create_key, load_or_create_secret
 from gateway.service.exchange import ExchangeService
+from gateway.service.leases import LeaseKeeper
 from gateway.service.outbox import Outbox
-from gateway.store import db
+from gateway.store import db, leases
 from gateway.store.repository import Store
 
 log = structlog.get_logger(__name__)
@@ -103,6 +104,8 @@ class Gateway:
     service: ExchangeService
     relay: OutboxRelay
     relay_wake: threading.Event
+    #: The leases of the duties that run once among replicas (relay, sweep, checkpoints).
+    leases: LeaseKeeper
 
 
 def exchange_service(
@@ -141,6 +144,7 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time) -> Gate
     wake = threading.Event()
     service = exchange_service(settings, store, clock=clock, on_accept=wake.set)
     names = Names(settings.broker_prefix)
+    keeper = LeaseKeeper(store, listen=settings.listen, ttl_seconds=settings.lease_seconds)
     relay = OutboxRelay(
         settings.amqp_url,
         names,
@@ -148,8 +152,9 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time) -> Gate
         window=settings.relay_window,
         batch=settings.relay_batch,
         wake=wake,
+        may_run=lambda: keeper.holds(leases.RELAY),
     )
-    return Gateway(settings, store, service.policy, names, service, relay, wake)
+    return Gateway(settings, store, service.policy, names, service, relay, wake, keeper)
 
 
 def recipients(policy: Policy) -> list[str]:

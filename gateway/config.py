@@ -83,6 +83,10 @@ class Settings:
     max_receive_streams: int = 8
     #: Time zone of the bureau's calendar (dates in payloads are local dates).
     timezone: str = "Asia/Shanghai"
+    #: Seconds a replica's lease on a duty that runs once (relay, sweep, checkpoints)
+    #: lasts unrenewed: when its holder dies, another replica takes it over within
+    #: this plus a third of it. Renewed every third of it.
+    lease_seconds: float = 3.0
     #: Seconds between runs of the linkages' time-driven rules (deadlines, silence).
     sweep_interval_seconds: float = 60.0
     #: Purge the payloads of people whose supervision ended more than this many

@@ -106,6 +106,7 @@ class Checkpointer:
         self._size = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._may_sign: Callable[[], bool] = lambda: True
         self.poll_seconds = min(max(interval_seconds, 0.05), 1.0)
 
     @classmethod
@@ -118,9 +119,11 @@ class Checkpointer:
         )
 
     def tick(self) -> AuditCheckpoint | None:
-        """Make a checkpoint if one is due; returns it, or None."""
+        """Make a checkpoint if one is due (and this replica may sign); returns it, or None."""
         logged, checkpointed = _sizes(self._store)
         self._covers(checkpointed)
+        if not self._may_sign():  # another replica holds the checkpoint lease
+            return None
         grown = logged - max(checkpointed, 0)
         due = checkpointed < 0 or grown >= self._every
         due = due or (grown > 0 and self._clock() - self._last_made >= self._interval)
@@ -142,7 +145,11 @@ class Checkpointer:
         with self._covered:
             return self._covered.wait_for(lambda: self._size >= size, timeout)
 
-    def start(self) -> None:
+    def start(self, may_sign: Callable[[], bool] | None = None) -> None:
+        """Tick on a thread of its own; sign only while ``may_sign()`` (the
+        checkpoint lease, among replicas) says so."""
+        if may_sign is not None:
+            self._may_sign = may_sign
         self._thread = threading.Thread(target=self._run, name="audit-checkpointer", daemon=True)
         self._thread.start()
 

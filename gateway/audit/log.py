@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _string
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.merkle import Frontier, leaf_hash
@@ -47,6 +47,16 @@ def _encode(index: int, stamp: str, event: AuditEvent) -> bytes:
         f'"index":{index},"kind":{_string(event.kind)},"mid":{_string(event.mid)},'
         f'"time":"{stamp}","v":1}}'
     ).encode()
+
+
+def lock_head(session: Session) -> None:
+    """Take the audit head's row lock now, for the rest of the transaction.
+
+    Every transaction that appends takes it anyway; one that reads state it
+    will write back (linkage state) takes it before reading, so two replicas
+    never both read a person's state and each write back their own update:
+    the second reads only after the first committed."""
+    session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
 
 
 def append(

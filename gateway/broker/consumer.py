@@ -21,6 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker.topology import Names, blocking_channel, broker_error, connection_parameters
 from gateway.domain.errors import Unavailable
+from gateway.domain.outbox import REPUBLISHED_HEADER
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,8 @@ class InboxMessage:
     ``delivery_tag`` is valid only on the consumer that delivered it.
     ``delivery_count`` counts earlier deliveries that were not acknowledged
     (the quorum queue's ``x-delivery-count``; 0 on the first delivery).
+    ``redelivered`` is also set for a copy the relay published again after a
+    crash (``REPUBLISHED_HEADER``): an earlier copy may have been handed over.
     """
 
     delivery_tag: int
@@ -237,7 +240,7 @@ def _inbox_message(
         mid=properties.message_id or "",
         kind=properties.type or "",
         body=body,
-        redelivered=bool(method.redelivered),
+        redelivered=bool(method.redelivered) or bool(headers.get(REPUBLISHED_HEADER)),
         delivery_count=int(headers.get(DELIVERY_COUNT_HEADER, 0)),
     )
 

@@ -6,8 +6,13 @@ pipelined: up to ``window`` messages are on the wire unconfirmed, and one
 blocking confirm each against ≈31,000 msg/s pipelined).
 
 Delivery is at-least-once: a crash or a lost connection between the broker's
-confirm and ``mark_published`` publishes a row again; recipients deduplicate by
-``mid`` (the AMQP ``message_id``).
+confirm and ``mark_published`` publishes a row again; that copy carries the
+``REPUBLISHED_HEADER`` (the source counts the rounds that read a row), so the
+gateway hands it over as redelivered; recipients deduplicate by ``mid`` (the
+AMQP ``message_id``).
+
+Among several gateway replicas one relay publishes: ``may_run`` (the relay
+lease) is asked before every round.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from gateway.broker.topology import Names, broker_error, connection_parameters
 from gateway.domain.errors import GatewayError, Unavailable
-from gateway.domain.outbox import FEED, INBOX, OutboxItem, OutboxSource
+from gateway.domain.outbox import FEED, INBOX, REPUBLISHED_HEADER, OutboxItem, OutboxSource
 
 log = structlog.get_logger(__name__)
 
@@ -239,6 +244,7 @@ class OutboxRelay:
         batch: int = 500,
         idle_wait: float = 0.2,
         wake: threading.Event | None = None,
+        may_run: Callable[[], bool] | None = None,
     ) -> None:
         self._parameters = connection_parameters(url)
         self._exchanges = _exchanges(names)
@@ -247,6 +253,7 @@ class OutboxRelay:
         self._batch = batch
         self._idle_wait = idle_wait
         self._wake = wake
+        self._may_run = may_run or (lambda: True)
         self._link: _ConfirmLink | None = None
         #: Rows the broker confirmed whose marking failed (the database was
         #: down, or a deadlock victim): marked before anything else is read,
@@ -285,14 +292,21 @@ class OutboxRelay:
 
         A round that publishes nothing waits up to ``idle_wait`` (cut short by
         ``wake``; ``stop`` is noticed within ``idle_wait`` unless ``wake`` is
-        set too). A round failing with a ``GatewayError`` (broker, or a source
-        reporting its database unavailable) is logged and retried with
+        set too). While ``may_run`` says no, it publishes nothing and holds no
+        connection, checking again every ``idle_wait``. A round failing with a
+        ``GatewayError`` (broker, or a source reporting its database
+        unavailable) is logged and retried with
         exponential backoff up to ``MAX_BACKOFF_SECONDS``; any other exception
         propagates.
         """
         failures = 0
         try:
             while not stop.is_set():
+                if not self._may_run():  # another replica relays
+                    self.close()
+                    self.healthy = True
+                    stop.wait(self._idle_wait)
+                    continue
                 try:
                     published = self.run_once()
                 except GatewayError as error:
@@ -375,11 +389,12 @@ def _exchanges(names: Names) -> dict[str, str]:
 
 
 def _properties(item: OutboxItem) -> pika.BasicProperties:
+    headers = item.headers if item.attempt <= 1 else {**item.headers, REPUBLISHED_HEADER: 1}
     return pika.BasicProperties(
         message_id=item.mid,
         type=item.kind,
         content_type=CONTENT_TYPE,
         delivery_mode=pika.DeliveryMode.Persistent,
         timestamp=int(time.time()),
-        headers=item.headers,
+        headers=headers,
     )

@@ -12,6 +12,10 @@ from typing import Protocol
 
 INBOX = "inbox"
 FEED = "feed"
+#: AMQP header of a row published again: an earlier copy may have reached the
+#: broker (the relay died between its confirm and marking the row published),
+#: so whoever hands the copy over says it is redelivered.
+REPUBLISHED_HEADER = "x-silian-republished"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class OutboxItem:
     kind: str
     body: bytes
     headers: dict[str, str]
+    #: Relay rounds that read this row, this one included (above 1: maybe published before).
+    attempt: int = 1
 
 
 class OutboxSource(Protocol):
@@ -38,7 +44,7 @@ class OutboxSource(Protocol):
         """At most ``limit`` rows neither published nor unroutable, oldest first.
 
         A row published but not yet marked (the relay crashed in between) MAY be
-        returned again.
+        returned again; it MUST then come with ``attempt`` above 1.
         """
         ...
 

@@ -30,6 +30,7 @@ from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
 from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service import retention
 from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
+from gateway.store.leases import CHECKPOINT, SWEEP
 
 log = structlog.get_logger(__name__)
 
@@ -126,15 +127,19 @@ async def _summarize(gateway: Gateway, stopping: asyncio.Event) -> None:
 
 
 async def _sweep(gateway: Gateway, stopping: asyncio.Event) -> None:
-    """Run the linkages' time-driven rules (deadlines, days without a check)."""
+    """Run the linkages' time-driven rules (deadlines, days without a check) on
+    the replica holding the sweep lease, fenced by it."""
     interval = gateway.settings.sweep_interval_seconds
+    leases = gateway.leases
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)
-        if stopping.is_set() or not gateway.service.linkages.all:
+        if stopping.is_set() or not gateway.service.linkages.all or not leases.holds(SWEEP):
             continue
         try:
-            raised = await asyncio.to_thread(gateway.service.sweep)
+            raised = await asyncio.to_thread(
+                gateway.service.sweep, fence=lambda session: leases.fenced(session, SWEEP)
+            )
         except Exception:  # logged; the next round tries again
             log.exception("sweep.failed")
             continue
@@ -227,10 +232,11 @@ async def serve(
         if tls
         else server.add_insecure_port(settings.listen)
     )
+    gateway.leases.start()
     worker = _BrokerWorker(gateway)
     worker.thread.start()
     checkpointer = checkpointer or Checkpointer.for_settings(gateway.store, settings)
-    checkpointer.start()
+    checkpointer.start(may_sign=lambda: gateway.leases.holds(CHECKPOINT))
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -249,6 +255,7 @@ async def serve(
         port=port,
         tls="mtls" if tls and tls.client_ca else "tls" if tls else "off",
         database=gateway.store.engine.url.get_backend_name(),
+        replica=gateway.leases.replica,
     )
     if on_ready:
         on_ready(port)
@@ -263,6 +270,7 @@ async def serve(
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)
+    await asyncio.to_thread(gateway.leases.stop)
     for pool in (executor, control, auditing):
         pool.shutdown(wait=True)
     gateway.service.committer.close()

@@ -198,6 +198,10 @@ class GroupCommitter:
 
     def _commit_once(self, batch: Sequence[Pending]) -> list[_Outcome]:
         with self._store.transaction() as session:
+            if any(p.linkages for p in batch):
+                # Linkages read and write linkage state: serialize with every
+                # other replica's group commit before reading it (no lost update).
+                audit_log.lock_head(session)
             staged: dict[tuple[str, str], _Outcome] = {}
             state = BatchState()
             state.prefetch(session, [name for p in batch for name in p.state_keys])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit_log
 from gateway.config import Settings
@@ -305,11 +306,22 @@ class ExchangeService:
             ]
         return pending
 
-    def sweep(self, now: datetime | None = None) -> int:
-        """Run the linkages' time-driven rules once; returns alerts raised."""
+    def sweep(
+        self, now: datetime | None = None, fence: Callable[[Session], bool] | None = None
+    ) -> int:
+        """Run the linkages' time-driven rules once; returns alerts raised.
+
+        ``fence`` is asked inside the sweep's transaction first (among replicas:
+        whether this one still holds the sweep lease); False skips the sweep."""
         moment = now or datetime.fromtimestamp(self.clock(), UTC)
-        raised = self.committer.execute(lambda session: self.acceptance.sweep(session, moment))
-        return len(raised.result())
+
+        def job(session: Session) -> list[Pending]:
+            if fence is not None and not fence(session):
+                return []
+            audit_log.lock_head(session)  # linkage state is read: see GroupCommitter
+            return self.acceptance.sweep(session, moment)
+
+        return len(self.committer.execute(job).result())
 
     def _check_envelope(self, envelope: envelope_pb2.Envelope, caller: str) -> None:
         if len(envelope.payload) > self.settings.max_message_bytes:

@@ -10,7 +10,7 @@ from gateway.audit import log as audit_log
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
 from gateway.domain.outbox import OutboxItem
-from gateway.store.repository import Store
+from gateway.store.repository import MarkedRow, Store
 
 
 class Outbox:
@@ -48,8 +48,15 @@ class Outbox:
                             "recipient": row.recipient or "feed",
                             "routing_key": row.routing_key,
                             "outbox_id": row.id,
+                            **_attempts(row),
                         },
                     )
                     for row in rows
                 ],
             )
+
+
+def _attempts(row: MarkedRow) -> dict[str, int]:
+    """Above one publish attempt, the row may have been published before (a
+    crash after the broker's confirm): the audit entry says how many."""
+    return {"attempts": row.publish_attempts} if row.publish_attempts > 1 else {}

@@ -98,6 +98,10 @@ class OutboxRow(Base):
     unroutable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Rounds of the relay that read this row to publish it; above 1, an
+    #: earlier publish may have reached the broker (a crash between its
+    #: confirm and ``published_at``), so the copy is marked redelivered.
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SubjectPseudonym(Base):
@@ -196,3 +200,27 @@ class AuditCheckpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text)
+
+
+class Lease(Base):
+    """A duty that must run on one replica at a time (the relay, the sweep,
+    checkpoint signing). ``epoch`` rises each time another replica takes the
+    lease over (a fencing token); ``expires_at`` is in the database's clock."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Replica(Base):
+    """A gateway process sharing the database, as last seen (its heartbeat)."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    listen: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -78,6 +78,7 @@ class MarkedRow:
     sender: str
     recipient: str
     routing_key: str
+    publish_attempts: int
 
 
 @dataclass(frozen=True)
@@ -316,11 +317,22 @@ class Store(SubjectQueries):
     # --- the outbox ------------------------------------------------------------
 
     def pending(self, limit: int) -> list[OutboxItem]:
-        """Unpublished, routable outbox rows, oldest first."""
+        """Unpublished, routable outbox rows, oldest first, each counted as one
+        more publish attempt (in the same statement), so a row read again after
+        a crash is known to be a possible duplicate."""
         with self.transaction() as session:
+            oldest = (
+                select(OutboxRow.id)
+                .where(OutboxRow.published_at.is_(None), OutboxRow.unroutable_at.is_(None))
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            )
             # Columns, not ORM objects: the relay reads thousands of rows a second.
             rows = session.execute(
-                select(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(oldest.scalar_subquery()))
+                .values(publish_attempts=OutboxRow.publish_attempts + 1)
+                .returning(
                     OutboxRow.id,
                     OutboxRow.sender,
                     OutboxRow.recipient,
@@ -330,12 +342,11 @@ class Store(SubjectQueries):
                     OutboxRow.kind,
                     OutboxRow.body,
                     OutboxRow.headers,
+                    OutboxRow.publish_attempts,
                 )
-                .where(OutboxRow.published_at.is_(None), OutboxRow.unroutable_at.is_(None))
-                .order_by(OutboxRow.id)
-                .limit(limit)
+                .execution_options(synchronize_session=False)
             )
-            return [
+            items = [
                 OutboxItem(
                     id=row.id,
                     destination=row.destination,
@@ -347,9 +358,11 @@ class Store(SubjectQueries):
                         sealed.outbox_row(row.sender, row.mid, row.destination, row.recipient),
                     ),
                     headers=dict(row.headers),
+                    attempt=row.publish_attempts,
                 )
                 for row in rows
             ]
+            return sorted(items, key=lambda item: item.id)
 
     @staticmethod
     def mark_outbox(session: Session, ids: Sequence[int], **values: datetime) -> list[MarkedRow]:
@@ -363,6 +376,7 @@ class Store(SubjectQueries):
                 OutboxRow.sender,
                 OutboxRow.recipient,
                 OutboxRow.routing_key,
+                OutboxRow.publish_attempts,
             )
             .where(OutboxRow.id.in_(ids))
             .order_by(OutboxRow.id)
