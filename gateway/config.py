@@ -30,6 +30,10 @@ class Settings:
     gateway_id: str = "silian-gateway"
     #: gRPC listen address (the address agency clients connect to by default).
     listen: str = "127.0.0.1:7443"
+    #: Share the listen port with other gateway processes on this host
+    #: (SO_REUSEPORT; ``silian serve --workers N`` sets it for its workers).
+    #: Off, a second gateway on a taken port fails to start.
+    reuse_port: bool = False
     #: Agency side: JWKS file of the gateway's public keys (as ``silian keys gateway``
     #: prints it); every delivery's signature is checked against it. Unset: the
     #: gateway key in this data directory, if there is one; else the inbox cannot be read.

@@ -31,18 +31,37 @@ from gateway.config import load_settings
     "Identities and tokens then cross the network in clear: a closed test network only.",
 )
 @click.option("--reflection/--no-reflection", default=None, help="Serve gRPC reflection.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Run N gateway processes sharing the listen port (SO_REUSEPORT), to use "
+    "every core of this host; needs PostgreSQL. Each is a replica like a gateway "
+    "on another host.",
+)
 @one_line_errors
-def serve(**options: Any) -> None:
+def serve(workers: int | None, **options: Any) -> None:
     """Run the gateway: gRPC Exchange, health, outbox relay. Stops on Ctrl-C/SIGTERM,
-    draining calls in flight."""
-    from gateway import bootstrap
-    from gateway.rpc.server import serve as run_server
+    draining calls in flight.
+
+    Any number of gateways (replicas) may share one PostgreSQL database, one
+    broker and one keys/ directory; the duties that must run once (relay,
+    sweep, checkpoints) move to another replica within seconds when one dies.
+    On SQLite only one gateway process may serve the database file."""
     from gateway.rpc.tls import check_listen
 
     # Not given is not "False": the setting in config.toml still counts.
     options["insecure_plaintext_on_network"] = options["insecure_plaintext_on_network"] or None
     settings = load_settings(_settings().data_dir, log_format=_settings().log_format, **options)
     check_listen(settings)
+    if workers is not None:
+        from gateway.cli.workers import run_workers
+
+        given = {f"SILIAN_{k.upper()}": str(v) for k, v in options.items() if v is not None}
+        raise SystemExit(run_workers(settings, workers, given))
+    from gateway import bootstrap
+    from gateway.rpc.server import serve as run_server
+
     gateway = bootstrap.build(settings)
     asyncio.run(run_server(gateway))
 

@@ -30,6 +30,7 @@ from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
 from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service import retention
 from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
+from gateway.store import db
 from gateway.store.leases import CHECKPOINT, SWEEP
 
 log = structlog.get_logger(__name__)
@@ -186,6 +187,7 @@ async def serve(
     check_listen(settings)
     tls = ServerTls.for_settings(settings)
     stopping = stopping or asyncio.Event()
+    claim = db.claim_sqlite(settings.effective_database_url)  # one process per SQLite file
     # Separate pools, so that the checks of an Acknowledge (or of an auditor's
     # query) never wait behind the thousands of messages SubmitStream queues
     # for checking when the gateway is busy: that made acknowledgements take
@@ -197,6 +199,7 @@ async def serve(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes * 2 + 65536),
             ("grpc.max_send_message_length", settings.max_message_bytes * 2 + 65536),
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ]
     )
     boundary = Boundary(gateway.service.authenticate, control)
@@ -275,4 +278,6 @@ async def serve(
         pool.shutdown(wait=True)
     gateway.service.committer.close()
     gateway.store.engine.dispose()
+    if claim is not None:
+        claim.close()
     log.info("gateway.stopped")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,23 +43,32 @@ class GatewaySigner:
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The PEM private key at ``path``, created (mode 0600) when missing."""
-    if path.exists():
-        return keys.load_private_pem(path.read_bytes())
-    key = keys.generate_private_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(keys.private_to_pem(key))
-    return key
+    if not path.exists():
+        _create_once(path, keys.private_to_pem(keys.generate_private_key()))
+    return keys.load_private_pem(path.read_bytes())
 
 
 def load_or_create_secret(path: Path) -> bytes:
     """A 32-byte secret (hex in the file at ``path``), created (mode 0600) when missing."""
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    from gateway.security.pseudonyms import new_pseudonym_key
+    if not path.exists():
+        from gateway.security.pseudonyms import new_pseudonym_key
 
-    secret = new_pseudonym_key()
+        _create_once(path, (new_pseudonym_key().hex() + "\n").encode())
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _create_once(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` (mode 0600) unless another process created
+    it first: written whole to a file of its own, then linked into place, so
+    gateways starting together on one data directory all use one key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(secret.hex() + "\n")
-    return secret
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process's key is the key
+    finally:
+        draft.unlink(missing_ok=True)

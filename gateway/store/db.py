@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
+from gateway.domain.errors import FailedPrecondition
 from gateway.security.atrest import DataKeys
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -79,3 +82,36 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def claim_sqlite(url: str) -> IO[bytes] | None:
+    """For a SQLite database, hold ``<file>.serve-lock`` exclusively for as long
+    as the returned file stays open (the system drops it when the process
+    dies, however it dies); None for other databases, which any number of
+    gateways may share. Raises ``FailedPrecondition`` when another gateway
+    process serves the file: SQLite is the embedded, single-process default."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database or ""
+    path = Path(f"{database}.serve-lock")
+    handle = path.open("a+b")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().decode(errors="replace").strip() or "another process"
+        handle.close()
+        raise FailedPrecondition(
+            "SQLITE_IN_USE",
+            f"another gateway ({holder}) already serves the SQLite database {database}; "
+            "SQLite allows one gateway process: run replicas on PostgreSQL "
+            "(SILIAN_DATABASE_URL=postgresql+psycopg://…)",
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}".encode())
+    handle.flush()
+    return handle

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -26,7 +26,8 @@ class GatewayProcess:
     ``settings``, in this process's environment without its ``SILIAN_*``
     variables, plus ``env`` (more ``SILIAN_*`` settings); only what the
     environment and the data directory say reaches it. It has a session of its
-    own, so a Ctrl-C reaches only the caller, which stops it. Its output
+    own, so a Ctrl-C reaches only the caller, which stops it. ``args`` go after
+    ``serve --listen <target>`` (e.g. ``--workers 2``). Its output
     (stdout and stderr) is appended to ``log_path``, by default ``serve.log``
     in the data directory, across restarts. ``credentials`` are what a client
     needs to reach it under TLS (``SILIAN_TLS_CERT`` … in ``env``).
@@ -38,9 +39,11 @@ class GatewayProcess:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.args = list(args)
         self.target = f"127.0.0.1:{free_port()}"
         self.log_path = log_path or settings.data_dir / "serve.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SILIAN_")} | {
@@ -74,6 +77,7 @@ class GatewayProcess:
                     "serve",
                     "--listen",
                     self.target,
+                    *self.args,
                 ],
                 env=self.env,
                 stdout=log,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from gateway.store.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together on an empty database: one migrates, the
+        # others wait here and then find the schema current.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('silian.migrations'))"))
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
