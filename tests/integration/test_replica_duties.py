@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from gateway.broker import InboxConsumer, Names, OutboxRelay
 from gateway.domain import events
@@ -20,7 +21,8 @@ from gateway.service.leases import LeaseKeeper
 from gateway.service.outbox import Outbox
 from gateway.service.pending import Pending
 from gateway.store import db, leases
-from gateway.store.models import AuditEntry, Lease, Replica
+from gateway.store.linkage_state import BatchState, StoredLinkageContext
+from gateway.store.models import AuditEntry, Lease, LinkageState, Replica
 from gateway.store.repository import Store
 from tests.helpers import JobsOnly
 from tests.integration.broker_fixtures import Received, amqp_url, broker_names
@@ -160,3 +162,50 @@ def test_a_row_published_again_after_a_crash_is_handed_over_as_redelivered(
             )
         )
     assert len(published) == 1 and b'"attempts":2' in published[0]
+
+
+class _Counter(JobsOnly):
+    """A linkage that counts the messages about one person in its state."""
+
+    def stage(self, session: Session, pending: Pending, state: BatchState) -> list[Pending]:
+        ctx = StoredLinkageContext(
+            session, "count", subject_key=str, units=None, now=datetime.now(UTC), batch=state
+        )  # type: ignore[arg-type]
+        seen = (ctx.get("person") or {"messages": 0})["messages"]
+        ctx.put("person", {"messages": seen + 1})
+        state.staged.update(ctx.overlay)
+        return []
+
+
+def test_two_replicas_updating_one_persons_state_lose_no_update_and_audit_gapless(
+    database_url: str,
+) -> None:
+    engines = [db.make_engine(database_url) for _ in range(2)]
+    db.upgrade(engines[0])
+    committers = [GroupCommitter(Store(e), _Counter(), max_batch=7) for e in engines]  # type: ignore[arg-type]
+    futures = []
+    for number in range(300):
+        message = _message()
+        accepted = AuditEvent(events.ACCEPTED, "judicial", mid=message.mid, kind=message.kind)
+        pending = Pending(
+            message,
+            [accepted],
+            linkages=[object()],
+            state_keys=[("count", "person")],  # type: ignore[list-item]
+        )
+        futures.append(committers[number % 2].submit(pending))
+    stored = [future.result(timeout=60) for future in futures]
+    for committer in committers:
+        committer.close()
+    with Store(engines[0]).transaction() as session:
+        indexes = list(session.scalars(select(AuditEntry.idx).order_by(AuditEntry.idx)))
+        value = session.scalar(
+            select(LinkageState.value).where(
+                LinkageState.linkage == "count", LinkageState.key == "person"
+            )
+        )
+    for engine in engines:
+        engine.dispose()
+    assert value == {"messages": 300}
+    assert indexes == list(range(len(indexes)))  # one log, many writers: no gap
+    assert {m.audit_index for m in stored} <= set(indexes)
