@@ -87,6 +87,10 @@ class Settings:
     max_receive_streams: int = 8
     #: Time zone of the bureau's calendar (dates in payloads are local dates).
     timezone: str = "Asia/Shanghai"
+    #: Serve Prometheus metrics on this host:port (path /metrics), e.g.
+    #: "127.0.0.1:9464"; unset: no metrics endpoint. ``serve --workers N`` gives
+    #: worker i the port + i.
+    metrics_listen: str = ""
     #: Seconds a replica's lease on a duty that runs once (relay, sweep, checkpoints)
     #: lasts unrenewed: when its holder dies, another replica takes it over within
     #: this plus a third of it. Renewed every third of it.

@@ -160,3 +160,16 @@ def blocking_channel(url: str) -> Iterator[BlockingChannel]:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def dead_letter_depths(url: str, names: Names, agencies: Iterable[str]) -> dict[str, int]:
+    """Messages in each agency's dead-letter queue (an agency without one is left out)."""
+    depths: dict[str, int] = {}
+    with blocking_channel(url) as channel:
+        for agency in agencies:
+            try:
+                declared = channel.queue_declare(names.dlq(agency), passive=True)
+                depths[agency] = declared.method.message_count
+            except pika.exceptions.ChannelClosedByBroker:
+                channel = channel.connection.channel()
+    return depths

@@ -26,7 +26,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Import names of the packages of the ``server`` extra (pyproject.toml): an
 #: agency's install lacks them, and the gateway's commands say so.
-SERVER_PACKAGES = frozenset({"sqlalchemy", "alembic", "psycopg", "pika", "grpc_health"})
+SERVER_PACKAGES = frozenset(
+    {"sqlalchemy", "alembic", "psycopg", "pika", "grpc_health", "prometheus_client"}
+)
 SERVER_INSTALL = "pip install 'silian-gateway[server]'"
 
 

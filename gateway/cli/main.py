@@ -24,6 +24,7 @@ from gateway.security.files import private_process
 COMMANDS: dict[str, str] = {
     "serve": "gateway.cli.serve:serve",
     "db": "gateway.cli.serve:db",
+    "status": "gateway.cli.status:status",
     "agency": "gateway.cli.agency:agency",
     "keys": "gateway.cli.agency:keys",
     "tls": "gateway.cli.tls:tls",

@@ -59,6 +59,14 @@ def _check(settings: Settings, count: int) -> None:
         raise FailedPrecondition("BAD_LISTEN", "--workers needs a fixed port to share (not port 0)")
 
 
+def _metrics_env(listen: str, number: int) -> dict[str, str]:
+    """Worker ``number`` serves metrics on the configured port + ``number``."""
+    if not listen:
+        return {}
+    host, _, port = listen.rpartition(":")
+    return {"SILIAN_METRICS_LISTEN": f"{host}:{int(port) + number}"}
+
+
 def run_workers(settings: Settings, count: int, env: dict[str, str]) -> int:
     """Run ``count`` workers until SIGTERM/SIGINT; returns the exit status.
 
@@ -78,7 +86,8 @@ def run_workers(settings: Settings, count: int, env: dict[str, str]) -> int:
         signal.signal(sig, stop)
 
     def start(number: int) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([*command, "serve"], env=worker_env)
+        own = {**worker_env, **_metrics_env(settings.metrics_listen, number)}
+        process = subprocess.Popen([*command, "serve"], env=own)
         log.info("worker.started", worker=number, pid=process.pid, listen=settings.listen)
         return process
 

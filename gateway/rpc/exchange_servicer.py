@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
+from gateway import metrics
 from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
 from gateway.domain import events
@@ -202,6 +203,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         session = _ReceiveSession(uuid.uuid4().hex[:16], agency, consumer)
         self._sessions[session.id] = session
         log.info("receive.opened", agency=agency, session=session.id, prefetch=prefetch)
+        streams = metrics.OPEN_STREAMS.labels(agency)
+        streams.inc()
         try:
             while True:
                 taken = await inbox.get()
@@ -226,6 +229,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 )
                 yield exchange_pb2.ReceiveResponse(delivery=delivery)
         finally:
+            streams.dec()
             self._sessions.pop(session.id, None)
             await loop.run_in_executor(None, consumer.stop)
             log.info(

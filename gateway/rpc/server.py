@@ -27,6 +27,7 @@ from gateway.proto.silian.v1 import audit_pb2, exchange_pb2
 from gateway.rpc import audit_servicer
 from gateway.rpc.boundary import Boundary
 from gateway.rpc.exchange_servicer import ExchangeServicer, add_to_server
+from gateway.rpc.observe import MetricsSampler
 from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service import retention
 from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
@@ -172,6 +173,23 @@ def purge_expired(gateway: Gateway) -> retention.Purged:
     )
 
 
+def _metrics(gateway: Gateway) -> MetricsSampler | None:
+    """The Prometheus endpoint of ``metrics_listen``, started; None when unset."""
+    settings = gateway.settings
+    if not settings.metrics_listen:
+        return None
+    sampler = MetricsSampler(
+        settings.metrics_listen,
+        gateway.store,
+        settings.amqp_url,
+        gateway.names,
+        recipients(gateway.policy),
+        gateway.leases,
+    )
+    sampler.start()
+    return sampler
+
+
 async def serve(
     gateway: Gateway,
     *,
@@ -236,6 +254,7 @@ async def serve(
         else server.add_insecure_port(settings.listen)
     )
     gateway.leases.start()
+    sampler = _metrics(gateway)
     worker = _BrokerWorker(gateway)
     worker.thread.start()
     checkpointer = checkpointer or Checkpointer.for_settings(gateway.store, settings)
@@ -274,6 +293,8 @@ async def serve(
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)
     await asyncio.to_thread(gateway.leases.stop)
+    if sampler is not None:
+        await asyncio.to_thread(sampler.stop)
     for pool in (executor, control, auditing):
         pool.shutdown(wait=True)
     gateway.service.committer.close()

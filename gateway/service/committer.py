@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar, cast
 import structlog
 from sqlalchemy.orm import Session
 
+from gateway import metrics
 from gateway.audit import log as audit_log
 from gateway.domain.errors import GatewayError, Internal, Unavailable
 from gateway.domain.events import AuditEvent
@@ -168,6 +169,7 @@ class GroupCommitter:
         settle(job.future, stored)
 
     def _commit(self, batch: list[Pending]) -> None:
+        metrics.BATCH_SIZE.observe(len(batch))
         outcomes = self._commit_isolating(batch)
         new = [p.message for o in outcomes for p in o.accepted if p.audit_index >= 0]
         if new:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from gateway import metrics
 from gateway.audit import log as audit_log
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
@@ -21,6 +22,10 @@ from gateway.store.repository import Store
 
 #: The outbox timestamp each delivery event sets (``returned`` sets none).
 _COLUMNS = {events.DELIVERED: "delivered_at", events.ACKNOWLEDGED: "acknowledged_at"}
+_LATENCIES = {
+    events.DELIVERED: metrics.DELIVERED_SECONDS,
+    events.ACKNOWLEDGED: metrics.ACKNOWLEDGED_SECONDS,
+}
 
 
 def record_deliveries(
@@ -30,6 +35,9 @@ def record_deliveries(
     audit entry each; returns how many outbox rows changed state."""
     now = datetime.now(UTC)
     changed, recorded = store.record_deliveries(session, records, _COLUMNS, now)
+    for recipient, event, row in recorded:
+        if row.first and event in _LATENCIES:
+            _LATENCIES[event].labels(recipient).observe(metrics.since(row.created_at) or 0.0)
     audit_log.append(
         session,
         [

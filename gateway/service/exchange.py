@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.orm import Session
 
+from gateway import metrics
 from gateway.audit import log as audit_log
 from gateway.config import Settings
 from gateway.domain import events, kinds, validation
@@ -220,6 +221,8 @@ class ExchangeService:
                 return self._duplicate(stored, message.payload_sha256, caller)
         except GatewayError as err:
             raise self.refused(caller, None, err, mid=message.mid, kind=message.kind) from None
+        metrics.ACCEPTED.labels(caller, metrics.kind_label(message.kind)).inc()
+        metrics.ACCEPT_SECONDS.observe(metrics.since(message.accepted_at) or 0.0)
         log.info(
             "message.accepted",
             mid=message.mid,

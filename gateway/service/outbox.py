@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from gateway import metrics
 from gateway.audit import log as audit_log
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
@@ -25,14 +26,15 @@ class Outbox:
         return self._store.pending(limit)
 
     def mark_published(self, ids: Sequence[int]) -> None:
-        self._mark(ids, events.PUBLISHED, published_at=datetime.now(UTC))
+        for row in self._mark(ids, events.PUBLISHED, published_at=datetime.now(UTC)):
+            metrics.PUBLISHED_SECONDS.observe(metrics.since(row.created_at) or 0.0)
 
     def mark_unroutable(self, ids: Sequence[int]) -> None:
         self._mark(ids, events.UNROUTABLE, unroutable_at=datetime.now(UTC))
 
-    def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> None:
+    def _mark(self, ids: Sequence[int], event: str, **values: datetime) -> list[MarkedRow]:
         if not ids:
-            return
+            return []
         with self._store.transaction() as session:
             rows = self._store.mark_outbox(session, ids, **values)
             audit_log.append(
@@ -54,6 +56,7 @@ class Outbox:
                     for row in rows
                 ],
             )
+        return rows
 
 
 def _attempts(row: MarkedRow) -> dict[str, int]:

@@ -6,6 +6,7 @@ import uuid
 
 import structlog
 
+from gateway import metrics
 from gateway.domain import events, kinds
 from gateway.domain.errors import MAX_LISTED_VIOLATIONS, GatewayError
 from gateway.domain.events import AuditEvent
@@ -61,6 +62,7 @@ def rejection_event(
 def log_rejection(caller: str, event: AuditEvent, err: GatewayError) -> None:
     """Log a refusal by reason and field names only: the message text (which
     the caller does get) may quote payload values such as ID numbers."""
+    metrics.REFUSED.labels(caller, metrics.kind_label(event.kind), err.reason).inc()
     log.warning(
         "message.rejected",
         mid=event.mid,

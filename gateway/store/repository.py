@@ -79,6 +79,7 @@ class MarkedRow:
     recipient: str
     routing_key: str
     publish_attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class DeliveryRow:
     sender: str
     mid: str
     kind: str
+    #: When the message was accepted (the outbox row made).
+    created_at: datetime | None = None
+    #: Whether this record set the row's timestamp (its first hand-over or acknowledgement).
+    first: bool = False
 
 
 class Store(SubjectQueries):
@@ -377,6 +382,7 @@ class Store(SubjectQueries):
                 OutboxRow.recipient,
                 OutboxRow.routing_key,
                 OutboxRow.publish_attempts,
+                OutboxRow.created_at,
             )
             .where(OutboxRow.id.in_(ids))
             .order_by(OutboxRow.id)
@@ -422,6 +428,7 @@ class Store(SubjectQueries):
                     OutboxRow.kind,
                     OutboxRow.delivered_at,
                     OutboxRow.acknowledged_at,
+                    OutboxRow.created_at,
                 )
                 .where(
                     OutboxRow.recipient.in_({r for r, _, _ in wanted}),
@@ -466,7 +473,15 @@ class Store(SubjectQueries):
                 (
                     recipient,
                     event,
-                    DeliveryRow(row["id"], recipient, row["sender"], row["mid"], row["kind"]),
+                    DeliveryRow(
+                        row["id"],
+                        recipient,
+                        row["sender"],
+                        row["mid"],
+                        row["kind"],
+                        row["created_at"],
+                        row["id"] in unset,
+                    ),
                 )
                 for row in rows
             ]
