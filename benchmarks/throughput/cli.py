@@ -17,8 +17,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import benchmarks.throughput
 from benchmarks.throughput.harness import Harness
 from benchmarks.throughput.machine import machine, service_versions
-from benchmarks.throughput.report import report_tables, verdicts
+from benchmarks.throughput.report import replica_line, report_tables, verdicts
 from gateway.testing import LOCAL_AMQP_URL, LOCAL_POSTGRES_URL
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected counts like 1,2") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: counts must be at least 1")
+    return counts
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -110,6 +120,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="instead of the phases, stream N messages and follow the RSS",
     )
     parser.add_argument(
+        "--workers",
+        type=_counts,
+        default=[],
+        metavar="N[,N…]",
+        help="instead of the phases, run the stream phase once per count, the gateway "
+        "started as `silian serve --workers N` (N replicas on one port; PostgreSQL only), "
+        "e.g. --workers 1,2 --database postgresql",
+    )
+    parser.add_argument(
         "--readers", type=int, default=1, help="Receive streams per recipient inbox (default 1)"
     )
     parser.add_argument(
@@ -148,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(width=max(160, Console().width))
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.workers and "sqlite" in databases:
+        console.print("--workers runs replicas, which need PostgreSQL: --database postgresql")
+        return 2
     host = machine() | {"services": service_versions(args.postgres_url, args.amqp_url)}
     console.print(
         f"silian throughput benchmark: {', '.join(databases)}; "
@@ -189,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     elapsed = time.monotonic() - started
     report_tables(console, figures, harnesses, host)
+    if args.workers:
+        console.print(replica_line(figures.get("postgresql", {}), args.workers))
     console.print(f"\n[bold]targets[/] (issue 14), {elapsed / 60:.1f} min:")
     lines = verdicts(figures, bool(args.soak), args.rate_seconds)
     for target, met, detail in lines:

@@ -29,6 +29,7 @@ from benchmarks.throughput.machine import (
     machine_cpu_seconds,
     proc_status,
     service_cpu_seconds,
+    tree_cpu_seconds,
 )
 from benchmarks.throughput.mix import RECIPIENTS, SENDERS, LoadPayloads, expected_deliveries
 from benchmarks.throughput.profile import Profiler
@@ -136,12 +137,17 @@ class Harness:
             }
         return env
 
-    def start_gateway(self, naive: bool = False) -> None:
-        label = "naive" if naive else "default"
+    def start_gateway(self, naive: bool = False, workers: int = 0) -> None:
+        """Start ``silian serve`` (``--workers N`` when ``workers``) and the load
+        and consumer processes."""
+        label = "naive" if naive else f"{workers} workers" if workers else "default"
         self.runs.append({"settings": label})
         with self.console.status(f"[{self.database}] starting the gateway ({label} settings)"):
             self.gateway = GatewayProcess(
-                self._settings(), self.env(naive), self.data_dir / f"gateway-{label}.log"
+                self._settings(),
+                self.env(naive),
+                self.data_dir / f"gateway-{label.replace(' ', '-')}.log",
+                args=["--workers", str(workers)] if workers else [],
             )
             self.gateway.start()
             self.sampler = RssSampler(self.gateway.pid)
@@ -236,7 +242,7 @@ class Harness:
     def _cpu(self) -> dict[str, float]:
         assert self.gateway is not None
         return {
-            "gateway": cpu_seconds(self.gateway.pid),
+            "gateway": tree_cpu_seconds(self.gateway.pid),
             "load": cpu_seconds(self.load.pid),
             "consumer": cpu_seconds(self.consumer.pid),
             "harness": cpu_seconds(os.getpid()),
@@ -394,8 +400,35 @@ class Harness:
 
     # the plan -------------------------------------------------------------------
 
+    def run_replicas(self, progress: Any) -> None:
+        """The stream phase once per worker count of ``--workers`` (``serve
+        --workers N`` on one port), each stream on a connection of its own."""
+        args = self.args
+        for number, workers in enumerate(args.workers):
+            self.start_gateway(workers=workers)
+            if number == 0:
+                self.enrol_pool()
+            self.phase(
+                LoadSpec(f"warm-up ×{workers}", 30, "sequential", threads=3, seed=7), progress
+            )
+            self.phase(
+                LoadSpec(
+                    f"stream ×{workers}",
+                    args.messages,
+                    "stream",
+                    seed=1 + 10 * workers,
+                    cap_seconds=args.stream_seconds,
+                    spread=True,
+                ),
+                progress,
+            )
+            self.stop_gateway()
+
     def run(self, progress: Any) -> None:
         args = self.args
+        if args.workers:
+            self.run_replicas(progress)
+            return
         self.start_gateway()
         self.enrol_pool()
         self.phase(LoadSpec("warm-up", 30, "sequential", threads=3, seed=7), progress)

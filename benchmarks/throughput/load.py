@@ -31,6 +31,9 @@ from gateway.proto.silian.v1.envelope_pb2 import Envelope
 #: Messages a load stream has sent but not had an answer for (the gateway works
 #: on 256 of a stream at once); bounds what is buffered, so a time cap holds.
 STREAM_IN_FLIGHT = 512
+#: A channel with a connection of its own (grpc shares one between channels to
+#: one target otherwise).
+SPREAD_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 
 
 @dataclass
@@ -46,6 +49,10 @@ class LoadSpec:
     seed: int = 1
     #: Stop sending new messages this many seconds after the start (0: no cap).
     cap_seconds: float = 0.0
+    #: Stream mode: each stream on a connection of its own, so that the kernel
+    #: spreads them over the workers of ``serve --workers N`` (SO_REUSEPORT
+    #: balances connections, not calls).
+    spread: bool = False
 
 
 class LoadWorker:
@@ -108,7 +115,7 @@ class LoadWorker:
             lanes = self.lanes(spec)
             self.send("ready", sum(len(e) for _, e in lanes))
             self.await_go()
-            result = asyncio.run(self.stream(lanes, spec.cap_seconds))
+            result = asyncio.run(self.stream(lanes, spec.cap_seconds, spec.spread))
         elif spec.mode == "soak":
             self.send("ready", spec.messages)
             self.await_go()
@@ -141,16 +148,26 @@ class LoadWorker:
                 await asyncio.wait_for(stop.wait(), 0.25)
             self.send("progress", counter())
 
-    async def stream(self, lanes: list[tuple[str, list[Any]]], cap: float = 0.0) -> dict[str, Any]:
+    async def stream(
+        self, lanes: list[tuple[str, list[Any]]], cap: float = 0.0, spread: bool = False
+    ) -> dict[str, Any]:
         accepted = sent = 0
         rejected: Counter[str] = Counter()
         last = 0.0
         started = time.monotonic()
         until = started + cap if cap else math.inf
         async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
-            stub = exchange_pb2_grpc.ExchangeStub(channel)
+            shared = exchange_pb2_grpc.ExchangeStub(channel)
 
             async def lane(agency: str, envelopes: list[Any]) -> None:
+                if not spread:
+                    return await submit(shared, agency, envelopes)
+                async with grpc.aio.insecure_channel(self.target, options=SPREAD_OPTIONS) as own:
+                    return await submit(exchange_pb2_grpc.ExchangeStub(own), agency, envelopes)
+
+            async def submit(
+                stub: exchange_pb2_grpc.ExchangeStub, agency: str, envelopes: list[Any]
+            ) -> None:
                 nonlocal accepted, last
                 window = asyncio.Semaphore(STREAM_IN_FLIGHT)
 

@@ -231,3 +231,19 @@ def verdicts(
         )
     )
     return lines
+
+
+def replica_line(figures: dict[str, Any], workers: list[int]) -> str:
+    """End-to-end msg/s of the stream phase per worker count, and the gain over the first."""
+    phases = figures.get("phases", {})
+    rates = [
+        (n, phases[f"stream ×{n}"]["e2e_messages_per_second"])
+        for n in workers
+        if f"stream ×{n}" in phases
+    ]
+    if not rates:
+        return "replicas: no stream phase completed"
+    base = rates[0][1] or 1.0
+    return "replicas (PostgreSQL, SubmitStream e2e): " + "; ".join(
+        f"{n} × serve: {rate:,.0f} msg/s ({rate / base:.2f}×)" for n, rate in rates
+    )

@@ -9,6 +9,8 @@ one that dies, and passes SIGTERM/SIGINT on. Replicas need PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -28,6 +30,7 @@ from gateway.store import db
 
 log = structlog.get_logger(__name__)
 
+PR_SET_PDEATHSIG = 1
 #: Seconds between checks that every worker runs; a worker that died is started again.
 CHECK_SECONDS = 0.5
 
@@ -59,6 +62,13 @@ def _check(settings: Settings, count: int) -> None:
         raise FailedPrecondition("BAD_LISTEN", "--workers needs a fixed port to share (not port 0)")
 
 
+def _end_with_parent() -> None:
+    """In a worker before it runs: SIGTERM when the parent dies, however it dies
+    (Linux ``prctl(PR_SET_PDEATHSIG)``), so no worker outlives its supervisor."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _metrics_env(listen: str, number: int) -> dict[str, str]:
     """Worker ``number`` serves metrics on the configured port + ``number``."""
     if not listen:
@@ -87,7 +97,7 @@ def run_workers(settings: Settings, count: int, env: dict[str, str]) -> int:
 
     def start(number: int) -> subprocess.Popen[bytes]:
         own = {**worker_env, **_metrics_env(settings.metrics_listen, number)}
-        process = subprocess.Popen([*command, "serve"], env=own)
+        process = subprocess.Popen([*command, "serve"], env=own, preexec_fn=_end_with_parent)
         log.info("worker.started", worker=number, pid=process.pid, listen=settings.listen)
         return process
 
