@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from benchmarks.throughput.mix import RECIPIENTS
-from benchmarks.throughput.worker import load_keys, quiet_child
+from benchmarks.throughput.worker import SPREAD_OPTIONS, load_keys, quiet_child
 from gateway.client import AgencyClient, InboxReader
 
 #: Acknowledge calls each reader keeps in flight.
@@ -126,12 +126,12 @@ def consumer_process(
     readers = []
     for index, recipient in enumerate(RECIPIENTS):
         for _ in range(readers_per_inbox):
-            client = AgencyClient.connect(
-                target,
-                agency=recipient,
-                key=keys[recipient],
-                gateway_id=audience,
-                gateway_keys=gateway_public,
+            # A connection of its own per reader, as each agency has: grpc would
+            # share one between channels to one target, and with `serve --workers`
+            # every inbox would then be served by one worker.
+            channel = grpc.insecure_channel(target, options=SPREAD_OPTIONS)
+            client = AgencyClient(
+                channel, recipient, keys[recipient], audience, tuple(gateway_public)
             )
             readers.append(InboxConsumer(client, index, max_in_flight, ack_batch, out, stop))
     for reader in readers:

@@ -23,7 +23,13 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.throughput.mix import LANES, SENDERS, LoadPayloads, split
-from benchmarks.throughput.worker import CHANNEL_OPTIONS, Tokens, load_keys, quiet_child
+from benchmarks.throughput.worker import (
+    CHANNEL_OPTIONS,
+    SPREAD_OPTIONS,
+    Tokens,
+    load_keys,
+    quiet_child,
+)
 from gateway.client import build_envelope
 from gateway.proto.silian.v1 import exchange_pb2, exchange_pb2_grpc
 from gateway.proto.silian.v1.envelope_pb2 import Envelope
@@ -31,9 +37,6 @@ from gateway.proto.silian.v1.envelope_pb2 import Envelope
 #: Messages a load stream has sent but not had an answer for (the gateway works
 #: on 256 of a stream at once); bounds what is buffered, so a time cap holds.
 STREAM_IN_FLIGHT = 512
-#: A channel with a connection of its own (grpc shares one between channels to
-#: one target otherwise).
-SPREAD_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 
 
 @dataclass

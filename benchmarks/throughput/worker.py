@@ -13,6 +13,9 @@ from gateway.security import issue_token, kid_for, load_private_pem, public_raw
 
 #: gRPC options of the workers' channels.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+#: A channel with a connection of its own (grpc shares one between channels to
+#: one target otherwise; SO_REUSEPORT spreads connections over workers, not calls).
+SPREAD_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 
 
 class Tokens:
