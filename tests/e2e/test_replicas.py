@@ -5,7 +5,9 @@ refuses a second gateway."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -281,3 +283,36 @@ def test_workers_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
         gateway.start()
     assert "WORKERS_NEED_POSTGRESQL" in str(exited.value)
     assert "Traceback" not in gateway.log()
+
+
+def test_a_worker_that_dies_is_started_again(shared: Settings) -> None:
+    keys = register_principals(shared)
+    gateway = GatewayProcess(
+        shared, log_path=shared.data_dir.parent / "workers.log", args=["--workers", "2"]
+    )
+    store = _store(shared)
+
+    def workers() -> set[int]:
+        with store.transaction() as session:
+            return {_pid_of(row.id) for row in leases.replicas(session, 2.0)}
+
+    try:
+        gateway.start()
+        deadline = time.monotonic() + 30
+        while len(first := workers()) != 2:
+            assert time.monotonic() < deadline, f"workers seen: {first}"
+            time.sleep(0.1)
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len((now := workers()) - first) != 1 or victim in now:
+            assert time.monotonic() < deadline, f"workers seen: {now}"
+            time.sleep(0.1)
+        judicial = gateway.client("judicial", keys["judicial"])
+        assert judicial.submit(kinds.ROSTER_CHANGE, enrolment()).mid
+        judicial.close()
+    finally:
+        code = gateway.stop()
+        store.engine.dispose()
+    assert code == 0, gateway.log_tail()
+    assert '"worker.exited"' in gateway.log()
