@@ -28,6 +28,7 @@ from benchmarks.throughput.machine import (
     cpu_shares,
     machine_cpu_seconds,
     proc_status,
+    process_tree,
     service_cpu_seconds,
     tree_cpu_seconds,
 )
@@ -216,7 +217,9 @@ class Harness:
             if self.sampler is not None:
                 self.sampler.stop()
             running = self.gateway.running()
-            peak_kb = proc_status(self.gateway.pid).get("VmHWM", 0) if running else 0
+            # With --workers: the supervisor's and its workers' peaks, summed.
+            members = process_tree(self.gateway.pid) if running else []
+            peak_kb = sum(proc_status(member).get("VmHWM", 0) for member in members)
             code = self.gateway.stop(30.0)
             self.runs[-1] |= {
                 "peak_rss_mb": round(peak_kb / 1024, 1),

@@ -42,9 +42,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid`` and every live process below it (the workers of
-    ``serve --workers N``)."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process below it (the workers of ``serve --workers N``)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -54,12 +53,25 @@ def tree_cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
         children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
+    tree, todo = [], [pid]
     while todo:
         current = todo.pop()
-        total += cpu_seconds(current)
+        tree.append(current)
         todo += children.get(current, [])
-    return total
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live process below it."""
+    return sum(cpu_seconds(member) for member in process_tree(pid))
+
+
+def tree_rss_kb(pid: int) -> int | None:
+    """VmRSS of ``pid`` and every live process below it; None once ``pid`` is gone."""
+    own = proc_status(pid).get("VmRSS")
+    if own is None:
+        return None
+    return own + sum(proc_status(child).get("VmRSS", 0) for child in process_tree(pid)[1:])
 
 
 def service_cpu_seconds() -> dict[str, float]:
@@ -160,7 +172,7 @@ def service_versions(postgres_url: str, amqp_url: str) -> dict[str, str]:
 
 
 class RssSampler:
-    """Samples the gateway's VmRSS every ``interval`` seconds on a thread."""
+    """Samples the gateway's VmRSS (with its workers') every ``interval`` seconds on a thread."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.pid = pid
@@ -173,14 +185,14 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            rss = proc_status(self.pid).get("VmRSS")
+            rss = tree_rss_kb(self.pid)
             if rss is None:
                 return
             self.samples.append((time.monotonic(), self.phase, rss))
             self._stop.wait(self.interval)
 
     def now_kb(self) -> int:
-        return proc_status(self.pid).get("VmRSS", 0)
+        return tree_rss_kb(self.pid) or 0
 
     def stop(self) -> None:
         self._stop.set()
