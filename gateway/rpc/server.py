@@ -33,6 +33,7 @@ from gateway.service import retention
 from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
 from gateway.store import db
 from gateway.store.leases import CHECKPOINT, SWEEP
+from gateway.store.notify import OutboxListener
 
 log = structlog.get_logger(__name__)
 
@@ -254,6 +255,8 @@ async def serve(
         else server.add_insecure_port(settings.listen)
     )
     gateway.leases.start()
+    listener = OutboxListener(gateway.store.engine, gateway.relay_wake)
+    listener.start()
     sampler = _metrics(gateway)
     worker = _BrokerWorker(gateway)
     worker.thread.start()
@@ -293,6 +296,7 @@ async def serve(
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)
     await asyncio.to_thread(gateway.leases.stop)
+    await asyncio.to_thread(listener.stop)
     if sampler is not None:
         await asyncio.to_thread(sampler.stop)
     for pool in (executor, control, auditing):

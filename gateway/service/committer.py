@@ -31,6 +31,7 @@ from gateway.domain.errors import GatewayError, Internal, Unavailable
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewMessage
 from gateway.service.pending import Pending
+from gateway.store import notify
 from gateway.store.linkage_state import BatchState, flush
 from gateway.store.models import StoredMessage
 from gateway.store.repository import DuplicateRow, Store
@@ -236,6 +237,8 @@ class GroupCommitter:
             pending.audit_index = index
             accepted.append((pending.message, index, self._handler.receipt(pending, index)))
         rows = self._store.add_messages(session, accepted)
+        if accepted:
+            notify.outbox_changed(session)  # the relay may run on another replica
         return {_key(pending): row for pending, row in zip(pendings, rows, strict=True)}
 
     def _stage(

@@ -3,6 +3,7 @@ taken over; and a row the relay publishes again goes out marked redelivered."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from gateway.service.pending import Pending
 from gateway.store import db, leases
 from gateway.store.linkage_state import BatchState, StoredLinkageContext
 from gateway.store.models import AuditEntry, Lease, LinkageState, Replica
+from gateway.store.notify import OutboxListener
 from gateway.store.repository import Store
 from tests.helpers import JobsOnly
 from tests.integration.broker_fixtures import Received, amqp_url, broker_names
@@ -209,3 +211,25 @@ def test_two_replicas_updating_one_persons_state_lose_no_update_and_audit_gaples
     assert value == {"messages": 300}
     assert indexes == list(range(len(indexes)))  # one log, many writers: no gap
     assert {m.audit_index for m in stored} <= set(indexes)
+
+
+def test_a_commit_on_one_replica_wakes_the_relay_of_another(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one process serves SQLite: its relay is woken directly")
+    engines = [db.make_engine(database_url) for _ in range(2)]
+    db.upgrade(engines[0])
+    wake = threading.Event()
+    listener = OutboxListener(engines[1], wake)  # the replica holding the relay lease
+    listener.start()
+    try:
+        assert listener.listening.wait(10)
+        committer = GroupCommitter(Store(engines[0]), JobsOnly())  # type: ignore[arg-type]
+        message = _message()
+        accepted = AuditEvent(events.ACCEPTED, "judicial", mid=message.mid, kind=message.kind)
+        committer.submit(Pending(message, [accepted])).result(timeout=30)
+        committer.close()
+        assert wake.wait(10)
+    finally:
+        listener.stop()
+        for engine in engines:
+            engine.dispose()
