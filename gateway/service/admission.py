@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from gateway import metrics
 from gateway.domain.errors import Overloaded
 
 
@@ -93,13 +94,17 @@ class Admission:
     @contextmanager
     def admit(self, agency: str) -> Iterator[None]:
         with self._lock:
-            self._take_token(agency)
-            if self._in_progress >= self._max:
-                raise Overloaded(
-                    "OVERLOADED",
-                    f"the gateway has {self._in_progress} messages in progress; retry shortly",
-                    retry_after_seconds=0.2,
-                )
+            try:
+                self._take_token(agency)
+                if self._in_progress >= self._max:
+                    raise Overloaded(
+                        "OVERLOADED",
+                        f"the gateway has {self._in_progress} messages in progress; retry shortly",
+                        retry_after_seconds=0.2,
+                    )
+            except Overloaded as shed:  # refused before the message was read: no kind
+                metrics.REFUSED.labels(agency, "", shed.reason).inc()
+                raise
             self._in_progress += 1
         try:
             yield

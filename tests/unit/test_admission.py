@@ -1,5 +1,6 @@
 import pytest
 
+from gateway import metrics
 from gateway.domain.errors import Overloaded
 from gateway.service.admission import Admission, parse_rate_limits
 
@@ -44,3 +45,16 @@ def test_rate_limit_setting_is_parsed_and_checked() -> None:
     assert parse_rate_limits("") == {}
     with pytest.raises(ValueError, match="'ngo=fast' is not AGENCY=MESSAGES_PER_SECOND"):
         parse_rate_limits("ngo=fast")
+
+
+def test_shed_load_is_counted_as_refused_by_agency_and_reason() -> None:
+    refused = metrics.REFUSED.labels("procuratorate", "", "OVERLOADED")
+    before = refused._value.get()
+    admission = Admission(1, {})
+    with (
+        admission.admit("judicial"),
+        pytest.raises(Overloaded),
+        admission.admit("procuratorate"),
+    ):
+        pass
+    assert refused._value.get() == before + 1
