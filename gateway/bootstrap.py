@@ -16,6 +16,7 @@ from gateway.broker.relay import OutboxRelay
 from gateway.broker.topology import Names
 from gateway.config import Settings
 from gateway.domain import registry
+from gateway.domain.deadlines import Deadlines
 from gateway.domain.linkage import Linkages
 from gateway.domain.policy import Policy
 from gateway.domain.units import Units
@@ -131,6 +132,7 @@ def exchange_service(
         subject_key=subject_keys(settings),
         settings=settings,
         linkages=linkages,
+        deadlines=Deadlines.load(settings.disposal_file),
         clock=clock,
         commit_batch=settings.commit_batch,
         on_accept=on_accept,

@@ -123,6 +123,11 @@ class Settings:
         return self.data_dir / "policy.toml"
 
     @property
+    def disposal_file(self) -> Path:
+        """Deadlines of alert disposal (``gateway.domain.deadlines``); optional."""
+        return self.data_dir / "disposal.toml"
+
+    @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
 

@@ -26,6 +26,7 @@ INSPECTION_CLOSURE = "inspection.closure"
 SERVICE_REFERRAL = "service.referral"
 SERVICE_RECORD = "service.record"
 ALERT = "alert"
+ALERT_DISPOSITION = "alert.disposition"
 
 _PAYLOAD_TYPES: dict[str, type[Message]] = {
     ROSTER_CHANGE: pb.RosterChange,
@@ -37,6 +38,7 @@ _PAYLOAD_TYPES: dict[str, type[Message]] = {
     SERVICE_REFERRAL: pb.ServiceReferral,
     SERVICE_RECORD: pb.ServiceRecord,
     ALERT: pb.Alert,
+    ALERT_DISPOSITION: pb.AlertDisposition,
 }
 
 

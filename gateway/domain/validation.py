@@ -501,12 +501,35 @@ def _service_referral(referral: pb.ServiceReferral, check: Check) -> None:
     check.enum_list("needs")
 
 
+#: Alerts about a finding or a campaign rather than one person.
+_ALERTS_ABOUT_NO_ONE = frozenset({pb.ALERT_TYPE_FINDING_OVERDUE, pb.ALERT_TYPE_CAMPAIGN_UNANSWERED})
+#: What a disposition step must say, besides the alert, officer and time.
+_STEP_NEEDS: dict[int, tuple[str, ...]] = {
+    pb.DISPOSITION_STEP_VERIFICATION_STARTED: ("method",),
+    pb.DISPOSITION_STEP_DISPOSED: ("finding", "action"),
+}
+
+
+def _alert_disposition(disposition: pb.AlertDisposition, check: Check) -> None:
+    check.required("disposition_id", "alert_id", "officer")
+    check.unit()
+    check.enum("alert_type", "step")
+    check.timestamp("occurred_at", required=True, not_future=True)
+    step = disposition.step
+    because = f" for {enum_name(pb.DispositionStep, step)}"
+    needs = _STEP_NEEDS.get(step, ())
+    check.enum(*needs, because=because)
+    check.enum(*(p for p in ("method", "finding", "action") if p not in needs), required=False)
+    if step == pb.DISPOSITION_STEP_REOPENED:
+        check.required("reason", because=because)
+
+
 def _alert(alert: pb.Alert, check: Check) -> None:
     check.required("alert_id", "description")
     check.unit()
     check.enum("alert_type", "severity")
     check.timestamp("raised_at", required=True, not_future=True)
-    if alert.alert_type != pb.ALERT_TYPE_FINDING_OVERDUE:
+    if alert.alert_type not in _ALERTS_ABOUT_NO_ONE:
         check.required("subject.resident_id")
     if not alert.evidence_mids:
         check.fail("evidence_mids", "must list at least one message id")
@@ -533,3 +556,4 @@ register_validator(
 )
 register_validator(kinds.SERVICE_REFERRAL, payload_rules(pb.ServiceReferral, _service_referral))
 register_validator(kinds.ALERT, payload_rules(pb.Alert, _alert))
+register_validator(kinds.ALERT_DISPOSITION, payload_rules(pb.AlertDisposition, _alert_disposition))

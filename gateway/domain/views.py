@@ -24,7 +24,10 @@ condition is false is not routed to that recipient.
 * ``drug_related`` / ``not_drug_related`` — the payload's ``drug_related`` flag
   (roster.change, service.referral).
 * ``supervision_relevant`` — an alert the procuratorate supervises: a new
-  offence or a finding past its rectification deadline.
+  offence, a finding past its rectification deadline, an alert not disposed
+  in time or a disposition's roster change missing; and the dispositions of
+  such alerts, or of any alert found to be absconding or an offence, or
+  answered with a request for a penalty or a revocation.
 """
 
 from __future__ import annotations
@@ -290,10 +293,31 @@ def _not_drug_related(message: Message, ctx: ViewContext) -> bool:
     return isinstance(message, pb.RosterChange | pb.ServiceReferral) and not message.drug_related
 
 
-_SUPERVISION_RELEVANT_ALERTS = frozenset({pb.ALERT_TYPE_NEW_OFFENCE, pb.ALERT_TYPE_FINDING_OVERDUE})
+_SUPERVISION_RELEVANT_ALERTS = frozenset(
+    {
+        pb.ALERT_TYPE_NEW_OFFENCE,
+        pb.ALERT_TYPE_FINDING_OVERDUE,
+        pb.ALERT_TYPE_DISPOSAL_OVERDUE,
+        pb.ALERT_TYPE_ROSTER_CHANGE_MISSING,
+    }
+)
+#: Dispositions the procuratorate supervises whatever the alert: absconding or an
+#: offence confirmed, a penalty or a revocation requested.
+_SUPERVISION_RELEVANT_FINDINGS = frozenset(
+    {pb.DISPOSITION_FINDING_ABSCONDING_CONFIRMED, pb.DISPOSITION_FINDING_OFFENCE_CONFIRMED}
+)
+_SUPERVISION_RELEVANT_ACTIONS = frozenset(
+    {pb.DISPOSITION_ACTION_PENALTY_REQUESTED, pb.DISPOSITION_ACTION_REVOCATION_REQUESTED}
+)
 
 
 def _supervision_relevant(message: Message, ctx: ViewContext) -> bool:
+    if isinstance(message, pb.AlertDisposition):
+        return (
+            message.alert_type in _SUPERVISION_RELEVANT_ALERTS
+            or message.finding in _SUPERVISION_RELEVANT_FINDINGS
+            or message.action in _SUPERVISION_RELEVANT_ACTIONS
+        )
     return isinstance(message, pb.Alert) and message.alert_type in _SUPERVISION_RELEVANT_ALERTS
 
 
@@ -303,4 +327,8 @@ register_condition("referred", _referred)
 _FLAGGED_KINDS = (kinds.ROSTER_CHANGE, kinds.SERVICE_REFERRAL)
 register_condition("drug_related", _drug_related, for_kinds=_FLAGGED_KINDS)
 register_condition("not_drug_related", _not_drug_related, for_kinds=_FLAGGED_KINDS)
-register_condition("supervision_relevant", _supervision_relevant, for_kinds=[kinds.ALERT])
+register_condition(
+    "supervision_relevant",
+    _supervision_relevant,
+    for_kinds=[kinds.ALERT, kinds.ALERT_DISPOSITION],
+)

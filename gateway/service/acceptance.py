@@ -1,7 +1,8 @@
 """What accepting a message means inside the group commit's transaction: its
-linkages' rules and the alerts they raise, its receipt, the audit entry of a
+linkages' rules and the alerts they raise, the cases and campaigns of alert
+disposal (``gateway.service.disposal``), its receipt, the audit entry of a
 refusal — the service's side of the ``CommitHandler`` seam — and the sweep of
-the linkages' time-driven rules."""
+the linkages' and disposal's time-driven rules."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from gateway.domain.policy import Policy
 from gateway.domain.routing import Router
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import envelope_pb2
+from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security.signer import GatewaySigner
 from gateway.service import lookups
 from gateway.service.alerts import raise_alert
+from gateway.service.disposal import KINDS as DISPOSAL_KINDS
+from gateway.service.disposal import Disposal
 from gateway.service.pending import Pending
 from gateway.service.receipts import sign_receipt
 from gateway.service.refusals import rejection_event
@@ -41,9 +45,11 @@ class Acceptance:
         subject_key: Callable[[str], str],
         linkages: Linkages,
         on_commit: Callable[[Sequence[NewMessage]], None],
+        disposal: Disposal,
         zone: tzinfo = BUREAU_TIME,
         referral_idle_days: int = 0,
     ) -> None:
+        self._disposal = disposal
         self._zone = zone
         self._referral_idle_days = referral_idle_days
         self._policy = policy
@@ -65,6 +71,8 @@ class Acceptance:
         for linkage in pending.linkages:
             ctx = self._context(session, linkage.name, accepted.accepted_at, state, overlay)
             drafts += linkage.on_accepted(accepted, ctx)
+        if accepted.kind in DISPOSAL_KINDS:
+            self._disposal.on_accepted(session, accepted)
         alerts = [self._alert(session, draft, accepted.accepted_at) for draft in drafts]
         state.staged.update(overlay)
         return alerts
@@ -91,6 +99,7 @@ class Acceptance:
             raised += [self._alert(session, draft, moment) for draft in linkage.sweep(ctx)]
             batch.staged.update(ctx.overlay)
         flush(session, batch.staged, moment)
+        raised += [self._alert(session, d, moment) for d in self._disposal.sweep(session, moment)]
         return raised
 
     def _context(
@@ -113,7 +122,8 @@ class Acceptance:
         )
 
     def _alert(self, session: Session, draft: AlertDraft, raised_at: datetime) -> Pending:
-        return raise_alert(
+        """The alert of ``draft``, routed, with its case opened."""
+        pending = raise_alert(
             draft,
             raised_at,
             signer=self._signer,
@@ -122,3 +132,8 @@ class Acceptance:
             subject_key=self._subject_key,
             today=local_date(raised_at, self._zone),
         )
+        assert pending.accepted is not None
+        alert = pending.accepted.message
+        assert isinstance(alert, pb.Alert)
+        self._disposal.on_raised(session, alert, pending.message.mid, raised_at)
+        return pending

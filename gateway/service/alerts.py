@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from gateway.domain import events, kinds
 from gateway.domain.events import AuditEvent
-from gateway.domain.linkage import AlertDraft
+from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.domain.routing import Lookups, Router, sha256_hex
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -64,6 +64,7 @@ def raise_alert(
     digest = sha256_hex(payload)
     routing = router.route(envelope, alert, digest, raised_at, today, lookups)
     pending = pending_for(envelope, alert, digest, raised_at, routing, signer.kid, subject_key)
+    pending.accepted = Accepted(kinds.ALERT, GATEWAY_PRINCIPAL, mid, alert, raised_at)
     pending.events.append(
         AuditEvent(
             events.ALERT_RAISED,

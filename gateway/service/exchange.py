@@ -20,6 +20,7 @@ from gateway.audit import log as audit_log
 from gateway.config import Settings
 from gateway.domain import events, kinds, validation
 from gateway.domain.calendar import local_date
+from gateway.domain.deadlines import Deadlines
 from gateway.domain.errors import (
     Conflict,
     FieldViolation,
@@ -46,6 +47,8 @@ from gateway.service import lookups
 from gateway.service.acceptance import Acceptance
 from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import DeliveryRecorder
+from gateway.service.disposal import KINDS as DISPOSAL_KINDS
+from gateway.service.disposal import Disposal
 from gateway.service.handover import Handover
 from gateway.service.lookups import ReferralCache
 from gateway.service.pending import Pending, pending_for, pending_retry
@@ -75,6 +78,7 @@ class ExchangeService:
         subject_key: Callable[[str], str],
         settings: Settings,
         linkages: Linkages | None = None,
+        deadlines: Deadlines | None = None,
         clock: Callable[[], float] = time.time,
         on_accept: Callable[[], None] = lambda: None,
         key_cache_seconds: float = 2.0,
@@ -102,6 +106,7 @@ class ExchangeService:
                 self.referrals.invalidate()
             on_accept()
 
+        self.disposal = Disposal(deadlines or Deadlines(), subject_key)
         self.acceptance = Acceptance(
             policy=policy,
             units=units,
@@ -110,6 +115,7 @@ class ExchangeService:
             subject_key=subject_key,
             linkages=self.linkages,
             on_commit=committed,
+            disposal=self.disposal,
             zone=self.zone,
             referral_idle_days=settings.referral_idle_days,
         )
@@ -298,7 +304,7 @@ class ExchangeService:
             envelope, message, digest, accepted_at, routing, claims.kid, self.subject_key
         )
         linkages = self.linkages.for_kind(envelope.kind)
-        if linkages:
+        if linkages or envelope.kind in DISPOSAL_KINDS:
             accepted = Accepted(envelope.kind, caller, envelope.mid, message, accepted_at)
             pending.accepted = accepted
             pending.linkages = linkages

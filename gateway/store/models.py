@@ -224,3 +224,62 @@ class Replica(Base):
     listen: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertCaseRow(Base):
+    """One alert's disposal lifecycle (``gateway.domain.disposal.AlertCase``):
+    its state, deadlines, first verification and disposal, what was found and
+    done, and the escalations already raised. Names people only by subject key."""
+
+    __tablename__ = "alert_cases"
+    __table_args__ = (
+        Index("ix_alert_cases_unit_state", "unit_code", "state"),
+        Index("ix_alert_cases_subject", "subject_key"),
+    )
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[str] = mapped_column(String(64))
+    alert_type: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[int] = mapped_column(Integer)
+    unit_code: Mapped[str] = mapped_column(String(16))
+    subject_key: Mapped[str] = mapped_column(String(64), default="")
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    verify_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispose_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disposed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disposed_in_time: Mapped[bool | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_step_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_mid: Mapped[str] = mapped_column(String(64), default="")
+    officer: Mapped[str] = mapped_column(String(200), default="")
+    method: Mapped[int] = mapped_column(Integer, default=0)
+    finding: Mapped[int] = mapped_column(Integer, default=0)
+    action: Mapped[int] = mapped_column(Integer, default=0)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_verify: Mapped[bool] = mapped_column(default=False)
+    escalated_dispose: Mapped[bool] = mapped_column(default=False)
+    expected_change: Mapped[int] = mapped_column(Integer, default=0)
+    expected_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expected_done: Mapped[bool] = mapped_column(default=False)
+
+
+class CampaignRow(Base):
+    """A verification campaign (``verification.request``): who was asked, who
+    the police answered for, the hits, and whether its deadline passed with
+    people unanswered. People are listed by subject key."""
+
+    __tablename__ = "campaigns"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    mid: Mapped[str] = mapped_column(String(64))
+    unit_code: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    asked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answered: Mapped[list[str]] = mapped_column(JSON, default=list)
+    results: Mapped[int] = mapped_column(Integer, default=0)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    unanswered_alerted: Mapped[bool] = mapped_column(default=False)

@@ -243,6 +243,20 @@ def base(kind: str, secrets: Secrets) -> Message:
             evidence_mids=["9b2f3c1e-0000-4000-8000-000000000001"],
             raised_at=observed,
         ),
+        kinds.ALERT_DISPOSITION: pb.AlertDisposition(
+            disposition_id="AD-1",
+            alert_id="AL-1",
+            alert_type=pb.ALERT_TYPE_NEW_OFFENCE,
+            unit_code="610302",
+            step=pb.DISPOSITION_STEP_REOPENED,
+            method=pb.VERIFICATION_METHOD_ON_SITE,
+            finding=pb.DISPOSITION_FINDING_OFFENCE_CONFIRMED,
+            action=pb.DISPOSITION_ACTION_REVOCATION_REQUESTED,
+            officer=secrets.name,
+            occurred_at=observed,
+            notes=secrets.offence,
+            reason=secrets.address,
+        ),
     }
     return messages[kind]
 

@@ -39,6 +39,14 @@ ROUTES = [
         "执法监督 a supervision-relevant alert (new offence, overdue finding)",
     ),
     (
+        "alert.disposition.procuratorate",
+        "alert.disposition",
+        "procuratorate",
+        "full",
+        "supervision_relevant",
+        "执法监督 how the bureau disposed of a supervision-relevant alert",
+    ),
+    (
         "closure.judicial",
         "inspection.closure",
         "judicial",

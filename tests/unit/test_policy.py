@@ -32,6 +32,7 @@ DEFAULT_ROUTES = {
         ("judicial", "full", None),
         ("procuratorate", "full", "supervision_relevant"),
     ],
+    kinds.ALERT_DISPOSITION: [("procuratorate", "full", "supervision_relevant")],
 }
 
 DEFAULT_SENDERS = {
@@ -40,6 +41,7 @@ DEFAULT_SENDERS = {
         kinds.VERIFICATION_REQUEST,
         kinds.INSPECTION_RECTIFICATION,
         kinds.SERVICE_REFERRAL,
+        kinds.ALERT_DISPOSITION,
     },
     "police": {kinds.VERIFICATION_RESULT},
     "procuratorate": {kinds.INSPECTION_FINDING, kinds.INSPECTION_CLOSURE},

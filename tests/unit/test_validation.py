@@ -175,6 +175,21 @@ def alert() -> pb.Alert:
     )
 
 
+def alert_disposition() -> pb.AlertDisposition:
+    return pb.AlertDisposition(
+        disposition_id="AD-1",
+        alert_id="AL-1",
+        alert_type=pb.ALERT_TYPE_OUT_OF_BOUNDS,
+        unit_code="610303",
+        step=pb.DISPOSITION_STEP_DISPOSED,
+        method=pb.VERIFICATION_METHOD_VIDEO_CALL,
+        finding=pb.DISPOSITION_FINDING_APPROVED_LEAVE,
+        action=pb.DISPOSITION_ACTION_NONE,
+        officer="王矫正官",
+        occurred_at=at(2025, 5, 31),
+    )
+
+
 VALID: dict[str, Callable[[], Message]] = {
     kinds.ROSTER_CHANGE: enrolment,
     kinds.VERIFICATION_REQUEST: verification_request,
@@ -185,6 +200,7 @@ VALID: dict[str, Callable[[], Message]] = {
     kinds.SERVICE_REFERRAL: service_referral,
     kinds.SERVICE_RECORD: service_record,
     kinds.ALERT: alert,
+    kinds.ALERT_DISPOSITION: alert_disposition,
 }
 
 

@@ -204,6 +204,7 @@ SAFE_STRING_FIELDS = {
     "subject_pseudonyms",
     "provider",
     "alert_id",
+    "disposition_id",
     "evidence_mids",
 }
 

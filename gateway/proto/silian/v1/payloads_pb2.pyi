@@ -410,6 +410,14 @@ class _AlertTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertType.V
     ALERT_TYPE_POSSIBLE_ABSCONDING: _AlertType.ValueType  # 4
     """possible 脱管"""
     ALERT_TYPE_FINDING_OVERDUE: _AlertType.ValueType  # 5
+    ALERT_TYPE_DISPOSAL_OVERDUE: _AlertType.ValueType  # 6
+    """处置超期: an alert not verified or not disposed by its deadline (escalation)"""
+    ALERT_TYPE_ROSTER_CHANGE_MISSING: _AlertType.ValueType  # 7
+    """A disposition (absconding confirmed, reprimand, warning) whose roster change
+    did not follow in time
+    """
+    ALERT_TYPE_CAMPAIGN_UNANSWERED: _AlertType.ValueType  # 8
+    """A verification campaign with people unanswered past its deadline"""
 
 class AlertType(_AlertType, metaclass=_AlertTypeEnumTypeWrapper): ...
 
@@ -422,7 +430,148 @@ ALERT_TYPE_DEVICE_SEPARATION: AlertType.ValueType  # 3
 ALERT_TYPE_POSSIBLE_ABSCONDING: AlertType.ValueType  # 4
 """possible 脱管"""
 ALERT_TYPE_FINDING_OVERDUE: AlertType.ValueType  # 5
+ALERT_TYPE_DISPOSAL_OVERDUE: AlertType.ValueType  # 6
+"""处置超期: an alert not verified or not disposed by its deadline (escalation)"""
+ALERT_TYPE_ROSTER_CHANGE_MISSING: AlertType.ValueType  # 7
+"""A disposition (absconding confirmed, reprimand, warning) whose roster change
+did not follow in time
+"""
+ALERT_TYPE_CAMPAIGN_UNANSWERED: AlertType.ValueType  # 8
+"""A verification campaign with people unanswered past its deadline"""
 Global___AlertType: _TypeAlias = AlertType  # noqa: Y015
+
+class _DispositionStep:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DispositionStepEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DispositionStep.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPOSITION_STEP_UNSPECIFIED: _DispositionStep.ValueType  # 0
+    DISPOSITION_STEP_VERIFICATION_STARTED: _DispositionStep.ValueType  # 1
+    """开始核查: the unit starts verifying the alert"""
+    DISPOSITION_STEP_DISPOSED: _DispositionStep.ValueType  # 2
+    """处置: what was found and what was done"""
+    DISPOSITION_STEP_CLOSED: _DispositionStep.ValueType  # 3
+    """办结"""
+    DISPOSITION_STEP_REOPENED: _DispositionStep.ValueType  # 4
+    """重新处置: a disposed or closed alert is taken up again"""
+
+class DispositionStep(_DispositionStep, metaclass=_DispositionStepEnumTypeWrapper):
+    """DispositionStep of an alert's lifecycle (raised → verifying → disposed → closed,
+    or reopened).
+    """
+
+DISPOSITION_STEP_UNSPECIFIED: DispositionStep.ValueType  # 0
+DISPOSITION_STEP_VERIFICATION_STARTED: DispositionStep.ValueType  # 1
+"""开始核查: the unit starts verifying the alert"""
+DISPOSITION_STEP_DISPOSED: DispositionStep.ValueType  # 2
+"""处置: what was found and what was done"""
+DISPOSITION_STEP_CLOSED: DispositionStep.ValueType  # 3
+"""办结"""
+DISPOSITION_STEP_REOPENED: DispositionStep.ValueType  # 4
+"""重新处置: a disposed or closed alert is taken up again"""
+Global___DispositionStep: _TypeAlias = DispositionStep  # noqa: Y015
+
+class _VerificationMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerificationMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VerificationMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VERIFICATION_METHOD_UNSPECIFIED: _VerificationMethod.ValueType  # 0
+    VERIFICATION_METHOD_VIDEO_CALL: _VerificationMethod.ValueType  # 1
+    """视频点名"""
+    VERIFICATION_METHOD_ON_SITE: _VerificationMethod.ValueType  # 2
+    """现地核查"""
+    VERIFICATION_METHOD_PHONE: _VerificationMethod.ValueType  # 3
+    """电话核实"""
+    VERIFICATION_METHOD_BIG_DATA: _VerificationMethod.ValueType  # 4
+    """大数据复核"""
+
+class VerificationMethod(_VerificationMethod, metaclass=_VerificationMethodEnumTypeWrapper): ...
+
+VERIFICATION_METHOD_UNSPECIFIED: VerificationMethod.ValueType  # 0
+VERIFICATION_METHOD_VIDEO_CALL: VerificationMethod.ValueType  # 1
+"""视频点名"""
+VERIFICATION_METHOD_ON_SITE: VerificationMethod.ValueType  # 2
+"""现地核查"""
+VERIFICATION_METHOD_PHONE: VerificationMethod.ValueType  # 3
+"""电话核实"""
+VERIFICATION_METHOD_BIG_DATA: VerificationMethod.ValueType  # 4
+"""大数据复核"""
+Global___VerificationMethod: _TypeAlias = VerificationMethod  # noqa: Y015
+
+class _DispositionFinding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DispositionFindingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DispositionFinding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPOSITION_FINDING_UNSPECIFIED: _DispositionFinding.ValueType  # 0
+    DISPOSITION_FINDING_FALSE_ALARM: _DispositionFinding.ValueType  # 1
+    """误报"""
+    DISPOSITION_FINDING_APPROVED_LEAVE: _DispositionFinding.ValueType  # 2
+    """已批准请假"""
+    DISPOSITION_FINDING_DEVICE_FAULT: _DispositionFinding.ValueType  # 3
+    """设备故障"""
+    DISPOSITION_FINDING_VIOLATION_CONFIRMED: _DispositionFinding.ValueType  # 4
+    """违规属实"""
+    DISPOSITION_FINDING_ABSCONDING_CONFIRMED: _DispositionFinding.ValueType  # 5
+    """脱管属实"""
+    DISPOSITION_FINDING_OFFENCE_CONFIRMED: _DispositionFinding.ValueType  # 6
+    """重新犯罪属实"""
+
+class DispositionFinding(_DispositionFinding, metaclass=_DispositionFindingEnumTypeWrapper): ...
+
+DISPOSITION_FINDING_UNSPECIFIED: DispositionFinding.ValueType  # 0
+DISPOSITION_FINDING_FALSE_ALARM: DispositionFinding.ValueType  # 1
+"""误报"""
+DISPOSITION_FINDING_APPROVED_LEAVE: DispositionFinding.ValueType  # 2
+"""已批准请假"""
+DISPOSITION_FINDING_DEVICE_FAULT: DispositionFinding.ValueType  # 3
+"""设备故障"""
+DISPOSITION_FINDING_VIOLATION_CONFIRMED: DispositionFinding.ValueType  # 4
+"""违规属实"""
+DISPOSITION_FINDING_ABSCONDING_CONFIRMED: DispositionFinding.ValueType  # 5
+"""脱管属实"""
+DISPOSITION_FINDING_OFFENCE_CONFIRMED: DispositionFinding.ValueType  # 6
+"""重新犯罪属实"""
+Global___DispositionFinding: _TypeAlias = DispositionFinding  # noqa: Y015
+
+class _DispositionAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DispositionActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DispositionAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPOSITION_ACTION_UNSPECIFIED: _DispositionAction.ValueType  # 0
+    DISPOSITION_ACTION_NONE: _DispositionAction.ValueType  # 1
+    DISPOSITION_ACTION_TALK: _DispositionAction.ValueType  # 2
+    """谈话教育"""
+    DISPOSITION_ACTION_REPRIMAND: _DispositionAction.ValueType  # 3
+    """训诫"""
+    DISPOSITION_ACTION_WARNING: _DispositionAction.ValueType  # 4
+    """警告"""
+    DISPOSITION_ACTION_PENALTY_REQUESTED: _DispositionAction.ValueType  # 5
+    """提请治安管理处罚"""
+    DISPOSITION_ACTION_REVOCATION_REQUESTED: _DispositionAction.ValueType  # 6
+    """提请撤销缓刑/假释、收监执行"""
+
+class DispositionAction(_DispositionAction, metaclass=_DispositionActionEnumTypeWrapper): ...
+
+DISPOSITION_ACTION_UNSPECIFIED: DispositionAction.ValueType  # 0
+DISPOSITION_ACTION_NONE: DispositionAction.ValueType  # 1
+DISPOSITION_ACTION_TALK: DispositionAction.ValueType  # 2
+"""谈话教育"""
+DISPOSITION_ACTION_REPRIMAND: DispositionAction.ValueType  # 3
+"""训诫"""
+DISPOSITION_ACTION_WARNING: DispositionAction.ValueType  # 4
+"""警告"""
+DISPOSITION_ACTION_PENALTY_REQUESTED: DispositionAction.ValueType  # 5
+"""提请治安管理处罚"""
+DISPOSITION_ACTION_REVOCATION_REQUESTED: DispositionAction.ValueType  # 6
+"""提请撤销缓刑/假释、收监执行"""
+Global___DispositionAction: _TypeAlias = DispositionAction  # noqa: Y015
 
 @_typing.final
 class Subject(_message.Message):
@@ -919,3 +1068,65 @@ class Alert(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class AlertDisposition(_message.Message):
+    """AlertDisposition (kind "alert.disposition") — judicial → the gateway (feed;
+    procuratorate for supervision-relevant alerts): one step of an alert's lifecycle.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPOSITION_ID_FIELD_NUMBER: _builtins.int
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    ALERT_TYPE_FIELD_NUMBER: _builtins.int
+    UNIT_CODE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    FINDING_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    OFFICER_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    disposition_id: _builtins.str
+    alert_id: _builtins.str
+    """The alert concerned (Alert.alert_id) and its type, as the alert said."""
+    alert_type: Global___AlertType.ValueType
+    unit_code: _builtins.str
+    step: Global___DispositionStep.ValueType
+    method: Global___VerificationMethod.ValueType
+    """How it was verified (VERIFICATION_STARTED, DISPOSED)."""
+    finding: Global___DispositionFinding.ValueType
+    """What was found and what was done (DISPOSED)."""
+    action: Global___DispositionAction.ValueType
+    officer: _builtins.str
+    """The responsible officer (责任人)."""
+    notes: _builtins.str
+    reason: _builtins.str
+    """Why a disposed or closed alert is reopened (REOPENED)."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        disposition_id: _builtins.str = ...,
+        alert_id: _builtins.str = ...,
+        alert_type: Global___AlertType.ValueType = ...,
+        unit_code: _builtins.str = ...,
+        step: Global___DispositionStep.ValueType = ...,
+        method: Global___VerificationMethod.ValueType = ...,
+        finding: Global___DispositionFinding.ValueType = ...,
+        action: Global___DispositionAction.ValueType = ...,
+        officer: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        notes: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "alert_id", b"alert_id", "alert_type", b"alert_type", "disposition_id", b"disposition_id", "finding", b"finding", "method", b"method", "notes", b"notes", "occurred_at", b"occurred_at", "officer", b"officer", "reason", b"reason", "step", b"step", "unit_code", b"unit_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertDisposition: _TypeAlias = AlertDisposition  # noqa: Y015
