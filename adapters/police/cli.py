@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.police import AGENCY
 from adapters.police.formats import EXPORTS, VerificationMapper
+from gateway.cli.alerts import campaigns
 from gateway.client.connectors import connector_commands
 
 police = connector_commands(
@@ -14,3 +15,5 @@ police = connector_commands(
     mapper=VerificationMapper,
     exports=EXPORTS,
 )
+# The bureau's view of its verification campaigns (a gateway command: reads the database).
+police.add_command(campaigns)

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "gateway.cli.feed:dlq",
     "demo": "gateway.cli.demo:demo",
     "report": "gateway.cli.demo:report",
+    "alerts": "gateway.cli.alerts:alerts",
     "audit": "gateway.cli.audit:audit",
     "retention": "gateway.cli.retention:retention",
     "send": "gateway.cli.messages:send",

@@ -13,6 +13,7 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
+from gateway.reporting.disposal import UnitDisposal, minutes_text, share_text
 from gateway.reporting.period import FINDING_STATES, PeriodSummary
 from gateway.security.files import create_private
 
@@ -50,6 +51,7 @@ _COLOURS = {
     "findings": "#b7791f",
     "services": "#2f8132",
     "checks": "#6b46c1",
+    "disposal": "#2c7a7b",
 }
 _STATE_COLOURS = {
     "open": "#d69e2e",
@@ -75,6 +77,8 @@ def render(summary: PeriodSummary) -> str:
             _cards(summary),
             _messages(summary),
             _alerts(summary),
+            _disposal(summary),
+            _campaigns(summary),
             _findings(summary),
             _services(summary),
             _checks(summary),
@@ -117,6 +121,7 @@ def _cards(summary: PeriodSummary) -> str:
         ("messages accepted", f"{summary.accepted:,}"),
         ("deliveries acknowledged", share),
         ("alerts raised", f"{sum(summary.alerts.values()):,}"),
+        ("disposal rate 处置率", share_text(summary.disposal.total.rate)),
         (
             "findings overdue / open",
             f"{states['overdue']} / {states['open'] + states['rectified']}",
@@ -238,6 +243,104 @@ def _alerts(summary: PeriodSummary) -> str:
         _table(("alert type", "unit", "alerts"), rows),
         bar_chart(by_type.most_common(), _COLOURS["alerts"], "Alerts by type")
         + bar_chart(by_unit.most_common(), _COLOURS["alerts"], "Alerts by unit"),
+    )
+
+
+def _disposal_row(summary: PeriodSummary, figures: UnitDisposal) -> tuple[object, ...]:
+    return (
+        summary.unit_name(figures.unit) if figures.unit else "all units",
+        figures.raised,
+        figures.due,
+        figures.in_time,
+        share_text(figures.rate),
+        minutes_text(figures.median_verify),
+        minutes_text(figures.median_dispose),
+        figures.open,
+        figures.overdue,
+        figures.reopened,
+    )
+
+
+def _disposal(summary: PeriodSummary) -> str:
+    figures = summary.disposal
+    if not figures.total.raised:
+        return _section(
+            "Alert disposal (闭环)", '<p class="muted">No alert was raised in this period.</p>'
+        )
+    rows = [_disposal_row(summary, unit) for unit in figures.units]
+    rows.append(_disposal_row(summary, figures.total))
+    rates = [
+        (summary.unit_name(u.unit), round(100 * u.rate))
+        for u in figures.units
+        if u.rate is not None
+    ]
+    open_alerts = [(summary.unit_name(u.unit), u.open) for u in figures.units if u.open]
+    table = _table(
+        (
+            "unit",
+            "alerts raised",
+            "due",
+            "disposed in time",
+            "处置率",
+            "median to verification",
+            "median to disposal",
+            "open",
+            "overdue",
+            "reopened",
+        ),
+        rows,
+    )
+    note = (
+        '<p class="muted">处置率: alerts disposed within their deadline ÷ alerts disposed or '
+        "past their disposal deadline (deadlines per alert type: disposal.toml).</p>"
+    )
+    return _section(
+        "Alert disposal (闭环)",
+        f"<div>{table}{note}</div>",
+        bar_chart(rates, _COLOURS["disposal"], "Disposal rate by unit (%)"),
+        bar_chart(open_alerts, _COLOURS["alerts"], "Open alerts by unit"),
+    )
+
+
+def _campaigns(summary: PeriodSummary) -> str:
+    campaigns = summary.disposal.campaigns
+    if not campaigns:
+        return _section(
+            "Verification campaigns (核查专项)",
+            '<p class="muted">No verification request was sent in this period.</p>',
+        )
+    rows = [
+        (
+            c.request_id,
+            summary.unit_name(c.unit),
+            _when(c.requested_at),
+            _when(c.deadline),
+            c.asked,
+            c.answered,
+            c.hits,
+            share_text(c.completion),
+            c.state,
+        )
+        for c in campaigns
+    ]
+    completion = [(c.request_id, round(100 * c.completion)) for c in campaigns]
+    return _section(
+        "Verification campaigns (核查专项)",
+        _table(
+            (
+                "request",
+                "unit",
+                "requested",
+                "deadline",
+                "asked",
+                "answered",
+                "hits",
+                "completion",
+                "state",
+            ),
+            rows,
+        ),
+        bar_chart(completion, _COLOURS["checks"], "Campaign completion (%)"),
     )
 
 

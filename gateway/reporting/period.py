@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from gateway.domain import kinds
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.reporting.disposal import DisposalFigures, disposal_figures
 from gateway.store.models import Agency, AuditCheckpoint, AuditEntry, OutboxRow, StoredMessage
 from gateway.store.repository import Store
 
@@ -101,6 +102,7 @@ class PeriodSummary:
     undelivered: int = 0
     checkpoint: Checkpoint | None = None
     verified: str = ""
+    disposal: DisposalFigures = field(default_factory=DisposalFigures)
 
     @property
     def deliveries(self) -> int:
@@ -157,6 +159,7 @@ def summarize(
         )
         summary.undelivered = sum(1 for row in rows if row[5] is None)
         _payload_figures(summary, stored, now.date(), store)
+        summary.disposal = disposal_figures(session, now, since=since, unit=unit)
     return summary
 
 

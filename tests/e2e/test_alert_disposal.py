@@ -11,9 +11,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import click
 import grpc
 import pytest
+from click.testing import CliRunner
 
+from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
@@ -275,3 +278,56 @@ def test_a_campaign_past_its_deadline_with_people_unanswered_raises_one_alert(
     )
     assert len(unanswered) == 1
     assert "1 of 3 people unanswered" in unanswered[0].description
+
+
+def cli(running: Running, *args: str) -> click.testing.Result:
+    settings = running.settings
+    return CliRunner().invoke(
+        main,
+        ["--data-dir", str(settings.data_dir), *args],
+        env={"SILIAN_DATABASE_URL": settings.database_url},
+        catch_exceptions=False,
+    )
+
+
+def test_bureau_staff_list_and_show_alerts_and_campaigns_from_the_command_line(
+    running: Running,
+    bureau: AgencyClient,
+    police: AgencyClient,
+    raise_alert: Callable[..., pb.Alert],
+    payloads: Payloads,
+) -> None:
+    people = [payloads.resident_id("610304") for _ in range(2)]
+    for person in people:
+        bureau.submit(kinds.ROSTER_CHANGE, payloads.enrolment(person, "610304"))
+    request = pb.VerificationRequest(
+        request_id="VQ-CLI-1",
+        unit_code="610304",
+        subjects=[pb.Subject(resident_id=p, name="张某") for p in people],
+        check_types=[pb.CHECK_TYPE_VIDEO_CHECK],
+        reason="视频点名",
+    )
+    request.response_deadline.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
+    bureau.submit(kinds.VERIFICATION_REQUEST, request)
+    answer = payloads.verification_result(people[0], unit="610304")
+    answer.request_id = request.request_id
+    police.submit(kinds.VERIFICATION_RESULT, answer)
+    alert = raise_alert()
+    bureau.submit(kinds.ALERT_DISPOSITION, disposition(alert, VERIFY))
+    listed = cli(running, "alerts", "list", "--unit", "渭滨区", "--state", "verifying")
+    assert listed.exit_code == 0, listed.output
+    assert alert.alert_id in listed.output and "VERIFYING" in listed.output
+    shown = cli(running, "alerts", "show", alert.alert_id)
+    assert shown.exit_code == 0, shown.output
+    assert "VIDEO_CALL" in shown.output and "王矫正官" in shown.output
+    overdue = cli(running, "alerts", "list", "--overdue", "--type", "out_of_bounds")
+    assert overdue.exit_code == 0 and alert.alert_id not in overdue.output  # hours to go
+    missing = cli(running, "alerts", "show", "no-such-alert")
+    assert missing.exit_code == 1
+    assert "no alert 'no-such-alert' was raised by this gateway" in missing.output
+    wrong_unit = cli(running, "alerts", "list", "--unit", "长安区")
+    assert wrong_unit.exit_code == 1 and "neither a configured unit code" in wrong_unit.output
+    listed_campaigns = cli(running, "police", "campaigns", "--unit", "陈仓区")
+    assert listed_campaigns.exit_code == 0, listed_campaigns.output
+    (line,) = [row for row in listed_campaigns.output.splitlines() if "VQ-CLI-1" in row]
+    assert "OVERDUE" in line and "50.0%" in line
