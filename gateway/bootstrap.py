@@ -132,7 +132,7 @@ def exchange_service(
         subject_key=subject_keys(settings),
         settings=settings,
         linkages=linkages,
-        deadlines=Deadlines.load(settings.disposal_file),
+        deadlines=Deadlines.load(settings.disposal_file).scaled(settings.disposal_time_scale),
         clock=clock,
         commit_batch=settings.commit_batch,
         on_accept=on_accept,

@@ -102,6 +102,9 @@ class Settings:
     retention_years: int = 5
     #: Seconds between the gateway's own retention runs (first one at start).
     retention_interval_seconds: float = 86400.0
+    #: Deadlines of alert disposal (disposal.toml) multiplied by this: 1 in
+    #: production; below 1 where time is compressed (``silian demo``, drills).
+    disposal_time_scale: float = 1.0
     #: Origin line of the audit log's checkpoints, also the name of the audit key
     #: (no spaces or '+'); default "<gateway_id>/audit".
     audit_origin: str = ""

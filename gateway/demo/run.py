@@ -48,12 +48,15 @@ from gateway.client.keys import gateway_keys
 from gateway.config import Settings
 from gateway.demo.agencies import Inbox, Key, submit_all
 from gateway.demo.console import show
-from gateway.demo.simulation import PHASES, Known, Outgoing, Simulation
+from gateway.demo.disposal import plan_dispositions, time_scale
+from gateway.demo.simulation import BUREAU, PHASES, Known, Outgoing, Simulation
 from gateway.domain import kinds, registry
+from gateway.domain.deadlines import Deadlines
 from gateway.domain.policy import Policy
 from gateway.domain.routing import recipient_mid
 from gateway.proto.silian.v1 import envelope_pb2
 from gateway.proto.silian.v1 import payloads_pb2 as pb
+from gateway.reporting.disposal import DisposalFigures, minutes_text, share_text
 from gateway.reporting.html import write_report
 from gateway.reporting.period import summarize
 from gateway.security import pki
@@ -135,6 +138,8 @@ class _Exchange:
     missing: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)  # expected, across threads
     referred: list[tuple[str, Key, Known]] = field(default_factory=list)
+    #: Alerts the bureau received, to dispose of.
+    alerts: list[tuple[Key, pb.Alert]] = field(default_factory=list)
 
     def open_inboxes(self, dial: Dial, settings: Settings) -> None:
         """Every agency reads its inbox, checking the gateway's signature of each
@@ -157,6 +162,11 @@ class _Exchange:
             assert isinstance(referral, pb.ServiceReferral)
             known = Known(referral.subject.pseudonym, referral.unit_code)
             self.referred.append((delivery.recipient, (delivery.sender, delivery.mid), known))
+        elif delivery.kind == kinds.ALERT and delivery.recipient == BUREAU:
+            alert = kinds.decode(delivery.kind, delivery.payload)
+            assert isinstance(alert, pb.Alert)
+            with self.lock:
+                self.alerts.append(((delivery.sender, delivery.mid), alert))
 
     def known(self) -> dict[str, list[Known]]:
         """Per partner, the people this run referred to it (not strays of other runs
@@ -229,6 +239,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     policy = bootstrap.load_policy(settings)
     keys = ensure_principals(settings, store, policy)
     units = bootstrap.load_units(settings)
+    scale = time_scale(started)
     simulation = Simulation(people=options.people, days=options.days, units=units, seed=seed)
     console.print(
         f"[bold]Silian demo[/bold] — {options.people} people in {len(units)} units, "
@@ -238,8 +249,10 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     try:
         with ExitStack() as stack:
             parties = Parties.of(policy)
-            dial, sweep = _gateway(stack, settings, options, parties, console)
+            dial, sweep = _gateway(stack, settings, options, parties, console, scale)
             exchange = _play(stack, settings, dial, keys, parties, simulation, options)
+            deadlines = Deadlines.load(settings.disposal_file)
+            _dispose(exchange, store, started, simulation, deadlines, scale)
             if sweep is not None:
                 _sweep(sweep, exchange, console)
             _expect_alerts(exchange, store, started)
@@ -262,6 +275,7 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
     summary.verified = verdict
     report = write_report(summary, settings.data_dir / "report.html")
     show(console, summary, exchange.failures, exchange.missing, _linkage_names())
+    _show_disposal(console, summary.disposal, scale)
     console.print(f"report: {report.resolve()}")
     console.print(f"finished in {time.monotonic() - clock:.0f} s")
     store.engine.dispose()
@@ -276,11 +290,17 @@ def run_demo(settings: Settings, console: Console, options: DemoOptions | None =
 
 
 def _gateway(
-    stack: ExitStack, settings: Settings, options: DemoOptions, parties: Parties, console: Console
+    stack: ExitStack,
+    settings: Settings,
+    options: DemoOptions,
+    parties: Parties,
+    console: Console,
+    scale: float,
 ) -> tuple[Dial, Callable[[], int] | None]:
     """How to reach the gateway and, for a gateway of our own, its sweep. Our own
     gateway serves mTLS with a CA the demo keeps in ``<data-dir>/tls``; a running
-    one (``target``) is reached with that folder's certificates if it is there."""
+    one (``target``) is reached with that folder's certificates if it is there.
+    Our own gateway's disposal deadlines are compressed by ``scale``."""
     folder = settings.data_dir / "tls"
     if options.target:
         tls = folder if (folder / "ca.pem").exists() else None
@@ -294,7 +314,9 @@ def _gateway(
         client_ca=str(folder / "ca.pem"),
     )
     probe = channel_credentials(folder / "ca.pem", folder / "gateway.pem", folder / "gateway.key")
-    running = stack.enter_context(BackgroundGateway(served, credentials=probe))
+    running = stack.enter_context(
+        BackgroundGateway(replace(served, disposal_time_scale=scale), credentials=probe)
+    )
     console.print(
         f"gateway serving on {running.target} over mTLS (CA and certificates in {folder}; "
         f"{running.gateway.store.engine.url.get_backend_name()}, "
@@ -336,7 +358,7 @@ def _play(
         return exchange
     exchange.wait(parties.partners)
     days = simulation.period(exchange.known())
-    for phase in ("changes", "police", "inspections", "services"):
+    for phase in ("changes", "police", "inspections", "services", "campaigns"):
         progress.update(tasks[phase], total=sum(o.phase == phase for d in days for o in d))
     begun = time.monotonic()
     for number, items in enumerate(days):
@@ -344,6 +366,47 @@ def _play(
             time.sleep(max(0.0, begun + number / options.speed - time.monotonic()))  # pacing
         exchange.send(items)
     return exchange
+
+
+def _dispose(
+    exchange: _Exchange,
+    store: Store,
+    since: datetime,
+    simulation: Simulation,
+    deadlines: Deadlines,
+    scale: float,
+) -> None:
+    """The units dispose of the alerts the bureau received (``gateway.demo.disposal``)."""
+    if exchange.failures:
+        return
+    _expect_alerts(exchange, store, since)
+    exchange.wait([BUREAU])
+    with exchange.lock:
+        mine = [alert for key, alert in exchange.alerts if key in exchange.expected[BUREAU]]
+    rounds = plan_dispositions(simulation, mine, deadlines, scale, datetime.now(UTC))
+    exchange.progress.update(exchange.tasks["disposal"], total=sum(map(len, rounds)))
+    for items in rounds:
+        exchange.send(items)
+
+
+def _show_disposal(console: Console, figures: DisposalFigures, scale: float) -> None:
+    total = figures.total
+    console.print(
+        f"闭环 alert disposal: {total.raised} alerts, 处置率 disposal rate "
+        f"{share_text(total.rate)} ({total.in_time} of {total.due} due disposed within "
+        f"deadline), median {minutes_text(total.median_verify)} to verification and "
+        f"{minutes_text(total.median_dispose)} to disposal, {total.open} open "
+        f"({total.overdue} overdue), {total.reopened} reopened"
+        + (f"; deadlines compressed ×{scale:.3f} to fit the day" if scale < 1 else "")
+    )
+    campaigns = figures.campaigns
+    console.print(
+        f"核查专项 verification campaigns: {len(campaigns)}, completion "
+        f"{share_text(figures.campaign_completion)} "
+        f"({sum(c.answered for c in campaigns)} of {sum(c.asked for c in campaigns)} people "
+        f"answered), {sum(c.hits for c in campaigns)} hits, "
+        f"{sum(c.state == 'OVERDUE' for c in campaigns)} overdue"
+    )
 
 
 def _sweep(sweep: Callable[[], int], exchange: _Exchange, console: Console) -> None:

@@ -15,9 +15,11 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 from google.protobuf.message import Message
 
+from gateway.demo.disposal import plan_campaigns
 from gateway.domain import calendar, kinds
 from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.units import Units
@@ -171,6 +173,8 @@ PHASES = {
     "police": "信息核查 police checks",
     "inspections": "执法监督 inspections",
     "services": "帮扶 partner services",
+    "campaigns": "核查专项 verification campaigns",
+    "disposal": "闭环 alert dispositions",
 }
 
 
@@ -304,7 +308,8 @@ class Simulation:
         its inbox showed, with their unit."""
         days: list[list[Outgoing]] = [[] for _ in range(self.days)]
         active = list(self.people)
-        for planner in (self._releases, self._roster_events, self._police, self._inspections):
+        planners = (self._releases, self._roster_events, self._police, self._inspections)
+        for planner in (*planners, partial(plan_campaigns, self)):
             for day, item in planner(active):
                 days[day].append(item)
         for day, item in self._services(known):

@@ -93,6 +93,18 @@ class Deadlines:
                 return self.by_key[key]
         return None
 
+    def scaled(self, factor: float) -> Deadlines:
+        """Every deadline multiplied by ``factor`` (> 0): compressed time for a demo."""
+        if factor <= 0:
+            raise ValueError(f"disposal_time_scale must be positive, got {factor}")
+        if factor == 1:
+            return self
+        return Deadlines(
+            {k: Deadline(d.verify * factor, d.dispose * factor) for k, d in self.by_key.items()},
+            self.absconded * factor,
+            self.sanction * factor,
+        )
+
     def follow_up(self, change_type: int) -> timedelta:
         """How long after a disposition its roster change of ``change_type`` may take."""
         return self.absconded if change_type == pb.ROSTER_CHANGE_TYPE_ABSCONDED else self.sanction

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gateway import bootstrap
 from gateway.cli import main
 from gateway.config import Settings
-from gateway.store.models import OutboxRow, StoredMessage
+from gateway.store.models import AlertCaseRow, CampaignRow, OutboxRow, StoredMessage
 
 
 def _run(settings: Settings, *args: str) -> click.testing.Result:
@@ -89,8 +89,32 @@ def test_demo_writes_the_report_and_the_audit_export(
     settings: Settings, demo: click.testing.Result
 ) -> None:
     assert demo.exit_code == 0
-    assert "Messages by linkage and kind" in (settings.data_dir / "report.html").read_text()
+    report = (settings.data_dir / "report.html").read_text()
+    assert "Messages by linkage and kind" in report
+    assert "Alert disposal (闭环)" in report and "Verification campaigns (核查专项)" in report
     assert (settings.data_dir / "audit-export" / "checkpoint").exists()
+
+
+def test_the_summary_shows_disposal_and_campaigns_as_the_database_records_them(
+    settings: Settings, demo: click.testing.Result
+) -> None:
+    disposal = re.search(r"闭环 alert disposal: (\d+) alerts, 处置率 disposal rate", demo.output)
+    campaigns = re.search(
+        r"核查专项 verification campaigns: (\d+), completion [\d.]+% \((\d+) of (\d+) people",
+        demo.output,
+    )
+    assert disposal and campaigns, demo.output
+    store = bootstrap.open_store(settings)
+    with store.transaction() as session:
+        cases = session.scalar(select(func.count()).select_from(AlertCaseRow))
+        asked = sum(len(c.asked) for c in session.scalars(select(CampaignRow)))
+        requests = session.scalar(
+            select(func.count()).where(StoredMessage.kind == "verification.request")
+        )
+    store.engine.dispose()
+    assert int(disposal.group(1)) == cases
+    assert int(campaigns.group(1)) == requests >= 1
+    assert int(campaigns.group(3)) == asked
 
 
 def test_demo_options_out_of_range_are_refused(settings: Settings) -> None:
