@@ -46,7 +46,9 @@ def campaign_of(row: CampaignRow) -> Campaign:
 
 
 def load_case(session: Session, alert_id: str) -> AlertCase | None:
-    row = session.get(AlertCaseRow, alert_id)
+    """The case of ``alert_id``, locked until the transaction ends (PostgreSQL), so
+    two replicas cannot both take the same step."""
+    row = session.get(AlertCaseRow, alert_id, with_for_update=True)
     return case_of(row) if row is not None else None
 
 
@@ -132,7 +134,8 @@ def cases(
 
 
 def load_campaign(session: Session, request_id: str) -> Campaign | None:
-    row = session.get(CampaignRow, request_id)
+    """The campaign of ``request_id``, locked until the transaction ends (PostgreSQL)."""
+    row = session.get(CampaignRow, request_id, with_for_update=True)
     return campaign_of(row) if row is not None else None
 
 

@@ -13,9 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import click
 import grpc
+import pika
 import pytest
 from click.testing import CliRunner
 
+from gateway import bootstrap
+from gateway.broker.feed import pattern, verify
+from gateway.broker.topology import Names
 from gateway.cli import main
 from gateway.client import AgencyClient
 from gateway.domain import kinds
@@ -331,3 +335,33 @@ def test_bureau_staff_list_and_show_alerts_and_campaigns_from_the_command_line(
     assert listed_campaigns.exit_code == 0, listed_campaigns.output
     (line,) = [row for row in listed_campaigns.output.splitlines() if "VQ-CLI-1" in row]
     assert "OVERDUE" in line and "50.0%" in line
+
+
+def test_the_bureau_feed_carries_each_disposition_signed(
+    running: Running, bureau: AgencyClient, raise_alert: Callable[..., pb.Alert]
+) -> None:
+    names = Names(running.settings.broker_prefix)
+    connection = pika.BlockingConnection(pika.URLParameters(running.settings.amqp_url))
+    channel = connection.channel()
+    queue = f"{names.prefix}.test-disposal-{uuid.uuid4().hex[:6]}"
+    channel.queue_declare(queue, exclusive=True, auto_delete=True)
+    channel.queue_bind(
+        queue, names.feed_exchange, routing_key=pattern(kinds.ALERT_DISPOSITION, None)
+    )
+    alert = raise_alert()
+    receipt = bureau.submit(kinds.ALERT_DISPOSITION, disposition(alert, VERIFY))
+    found = None
+    for method, properties, body in channel.consume(queue, inactivity_timeout=15):
+        assert method is not None, "the disposition did not reach the feed"
+        channel.basic_ack(method.delivery_tag)
+        if properties.message_id == receipt.mid:
+            found = (method.routing_key, envelope_pb2.Delivery.FromString(body))
+            break
+    channel.cancel()
+    connection.close()
+    assert found is not None
+    routing_key, delivery = found
+    assert routing_key == f"alert.disposition.{alert.unit_code}.judicial"
+    assert verify(delivery, bootstrap.gateway_signer(running.settings).public)
+    sent = kinds.decode(delivery.kind, delivery.payload)
+    assert isinstance(sent, pb.AlertDisposition) and sent.alert_id == alert.alert_id
