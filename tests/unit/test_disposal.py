@@ -219,3 +219,19 @@ def test_each_step_must_say_what_it_needs() -> None:
     }
     blank = pb.AlertDisposition(unit_code="610303", step=CLOSE)
     assert {"payload.alert_id", "payload.officer", "payload.occurred_at"} <= set(_violations(blank))
+
+
+def test_a_reprimand_or_warning_expects_its_roster_change_within_the_sanction_time() -> None:
+    for action, change in (
+        (pb.DISPOSITION_ACTION_REPRIMAND, pb.ROSTER_CHANGE_TYPE_REPRIMAND),
+        (pb.DISPOSITION_ACTION_WARNING, pb.ROSTER_CHANGE_TYPE_WARNING),
+    ):
+        case = _case()
+        case.apply(_step(VERIFY, 1), "m", DEADLINES)
+        found = pb.DISPOSITION_FINDING_VIOLATION_CONFIRMED
+        case.apply(_step(DISPOSE, 2, finding=found, action=action), "m", DEADLINES)
+        assert (case.expected_change, case.expected_by) == (change, RAISED + timedelta(hours=74))
+    talked = _case()
+    talked.apply(_step(VERIFY, 1), "m", DEADLINES)
+    talked.apply(_step(DISPOSE, 2, action=pb.DISPOSITION_ACTION_TALK), "m", DEADLINES)
+    assert talked.expected_change == 0 and not talked.follow_up_missing(RAISED + timedelta(days=9))
