@@ -8,7 +8,8 @@ fills the finding columns; a decision row needs only 问题编号, 单位, 决�
 and, to reopen, 理由.
 
 Out: the bureau's rectification reports (``rectifications-*.csv``), roster
-changes (``roster-*.csv``) and supervision-relevant alerts (``alerts-*.csv``).
+changes (``roster-*.csv``), supervision-relevant alerts (``alerts-*.csv``) and
+the bureau's dispositions of them (``dispositions-*.csv``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gateway.client.connectors import (
     Row,
 )
 from gateway.client.connectors.labels import SEVERITIES
-from gateway.client.connectors.standard import ALERTS, ROSTER_CHANGES
+from gateway.client.connectors.standard import ALERTS, DISPOSITIONS, ROSTER_CHANGES
 from gateway.domain.kinds import INSPECTION_CLOSURE, INSPECTION_FINDING, INSPECTION_RECTIFICATION
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -205,4 +206,4 @@ RECTIFICATIONS = ExportFormat(
 )
 
 #: What ``silian procuratorate export`` writes.
-EXPORTS = (RECTIFICATIONS, ROSTER_CHANGES, ALERTS)
+EXPORTS = (RECTIFICATIONS, ROSTER_CHANGES, ALERTS, DISPOSITIONS)

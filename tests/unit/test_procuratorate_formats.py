@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.procuratorate.formats import RECTIFICATIONS, SUPERVISION_LEDGER, LedgerMapper
+from adapters.procuratorate.formats import (
+    EXPORTS,
+    RECTIFICATIONS,
+    SUPERVISION_LEDGER,
+    LedgerMapper,
+)
 from gateway.client.connectors import FieldError, Outgoing, Row
+from gateway.client.connectors.standard import DISPOSITIONS
 from gateway.domain import kinds
 from gateway.domain.units import Units
 from gateway.proto.silian.v1 import payloads_pb2 as pb
@@ -130,3 +136,34 @@ def test_rectification_reports_are_written_one_row_each() -> None:
     assert [list(r) for r in RECTIFICATIONS.rows(report)] == [
         ["JC-2026-001", "610303", "已提请治安处罚", "DOC-1;DOC-2", "2026-03-20"]
     ]
+
+
+def test_dispositions_are_written_one_row_each_in_the_procuratorates_words() -> None:
+    step = pb.AlertDisposition(
+        disposition_id="AD-1",
+        alert_id="AL-1",
+        alert_type=pb.ALERT_TYPE_NEW_OFFENCE,
+        unit_code="610303",
+        step=pb.DISPOSITION_STEP_DISPOSED,
+        method=pb.VERIFICATION_METHOD_ON_SITE,
+        finding=pb.DISPOSITION_FINDING_OFFENCE_CONFIRMED,
+        action=pb.DISPOSITION_ACTION_REVOCATION_REQUESTED,
+        officer="王矫正官",
+    )
+    step.occurred_at.FromSeconds(1_780_000_000)
+    (row,) = DISPOSITIONS.rows(step)
+    assert EXPORTS[-1] is DISPOSITIONS and DISPOSITIONS.stem == "dispositions"
+    assert dict(zip(DISPOSITIONS.headers, row, strict=True)) | {"时间": ""} == {
+        "处置编号": "AD-1",
+        "预警编号": "AL-1",
+        "预警类型": "新的违法犯罪",
+        "单位代码": "610303",
+        "处置环节": "处置",
+        "核查方式": "现地核查",
+        "核查结论": "重新犯罪属实",
+        "处置措施": "提请撤销缓刑假释或收监执行",
+        "责任人": "王矫正官",
+        "时间": "",
+        "备注": "",
+        "理由": "",
+    }

@@ -131,5 +131,55 @@ ALERT_TYPES = Labels.of_enum(
         pb.ALERT_TYPE_DEVICE_SEPARATION: ("人机分离",),
         pb.ALERT_TYPE_POSSIBLE_ABSCONDING: ("疑似脱管",),
         pb.ALERT_TYPE_FINDING_OVERDUE: ("整改逾期",),
+        pb.ALERT_TYPE_DISPOSAL_OVERDUE: ("处置超期",),
+        pb.ALERT_TYPE_ROSTER_CHANGE_MISSING: ("处置后未变更",),
+        pb.ALERT_TYPE_CAMPAIGN_UNANSWERED: ("核查未反馈",),
+    },
+)
+
+# The words of an alert's disposal (闭环): steps, how it was verified, what was
+# found and what was done.
+DISPOSITION_STEPS = Labels.of_enum(
+    pb.DispositionStep,
+    "DISPOSITION_STEP_",
+    {
+        pb.DISPOSITION_STEP_VERIFICATION_STARTED: ("开始核查",),
+        pb.DISPOSITION_STEP_DISPOSED: ("处置",),
+        pb.DISPOSITION_STEP_CLOSED: ("办结",),
+        pb.DISPOSITION_STEP_REOPENED: ("重新处置",),
+    },
+)
+VERIFICATION_METHODS = Labels.of_enum(
+    pb.VerificationMethod,
+    "VERIFICATION_METHOD_",
+    {
+        pb.VERIFICATION_METHOD_VIDEO_CALL: ("视频点名",),
+        pb.VERIFICATION_METHOD_ON_SITE: ("现地核查",),
+        pb.VERIFICATION_METHOD_PHONE: ("电话核实",),
+        pb.VERIFICATION_METHOD_BIG_DATA: ("大数据复核",),
+    },
+)
+DISPOSITION_FINDINGS = Labels.of_enum(
+    pb.DispositionFinding,
+    "DISPOSITION_FINDING_",
+    {
+        pb.DISPOSITION_FINDING_FALSE_ALARM: ("误报",),
+        pb.DISPOSITION_FINDING_APPROVED_LEAVE: ("已批准请假",),
+        pb.DISPOSITION_FINDING_DEVICE_FAULT: ("设备故障",),
+        pb.DISPOSITION_FINDING_VIOLATION_CONFIRMED: ("违规属实",),
+        pb.DISPOSITION_FINDING_ABSCONDING_CONFIRMED: ("脱管属实",),
+        pb.DISPOSITION_FINDING_OFFENCE_CONFIRMED: ("重新犯罪属实",),
+    },
+)
+DISPOSITION_ACTIONS = Labels.of_enum(
+    pb.DispositionAction,
+    "DISPOSITION_ACTION_",
+    {
+        pb.DISPOSITION_ACTION_NONE: ("无",),
+        pb.DISPOSITION_ACTION_TALK: ("谈话教育",),
+        pb.DISPOSITION_ACTION_REPRIMAND: ("训诫",),
+        pb.DISPOSITION_ACTION_WARNING: ("警告",),
+        pb.DISPOSITION_ACTION_PENALTY_REQUESTED: ("提请治安管理处罚",),
+        pb.DISPOSITION_ACTION_REVOCATION_REQUESTED: ("提请撤销缓刑假释或收监执行",),
     },
 )

@@ -1,4 +1,5 @@
-"""Export formats every full-view recipient shares: roster changes and alerts."""
+"""Export formats every full-view recipient shares: roster changes, alerts and
+the bureau's dispositions of alerts."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from gateway.client.connectors.fields import local_text
 from gateway.client.connectors.labels import (
     ALERT_TYPES,
     CORRECTION_CATEGORIES,
+    DISPOSITION_ACTIONS,
+    DISPOSITION_FINDINGS,
+    DISPOSITION_STEPS,
     GENDERS,
     ROSTER_CHANGE_TYPES,
     SEVERITIES,
     SUPERVISION_LEVELS,
+    VERIFICATION_METHODS,
     Labels,
 )
 from gateway.domain import kinds
@@ -118,4 +123,45 @@ ALERTS = ExportFormat(
         "预警时间",
     ),
     rows=_alert_rows,
+)
+
+
+def _disposition_rows(message: Message) -> Iterable[Sequence[str]]:
+    assert isinstance(message, pb.AlertDisposition)
+    step = message
+    yield (
+        step.disposition_id,
+        step.alert_id,
+        _label(ALERT_TYPES, step.alert_type),
+        step.unit_code,
+        _label(DISPOSITION_STEPS, step.step),
+        _label(VERIFICATION_METHODS, step.method),
+        _label(DISPOSITION_FINDINGS, step.finding),
+        _label(DISPOSITION_ACTIONS, step.action),
+        step.officer,
+        local_text(step.occurred_at.ToDatetime(tzinfo=UTC)),
+        step.notes,
+        step.reason,
+    )
+
+
+#: 预警处置 — one row per step of an alert's disposal (闭环).
+DISPOSITIONS = ExportFormat(
+    kind=kinds.ALERT_DISPOSITION,
+    stem="dispositions",
+    headers=(
+        "处置编号",
+        "预警编号",
+        "预警类型",
+        "单位代码",
+        "处置环节",
+        "核查方式",
+        "核查结论",
+        "处置措施",
+        "责任人",
+        "时间",
+        "备注",
+        "理由",
+    ),
+    rows=_disposition_rows,
 )
