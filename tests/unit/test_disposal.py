@@ -4,6 +4,7 @@ follow-up roster changes, campaigns and the payload rules of a disposition."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -235,3 +236,14 @@ def test_a_reprimand_or_warning_expects_its_roster_change_within_the_sanction_ti
     talked.apply(_step(VERIFY, 1), "m", DEADLINES)
     talked.apply(_step(DISPOSE, 2, action=pb.DISPOSITION_ACTION_TALK), "m", DEADLINES)
     assert talked.expected_change == 0 and not talked.follow_up_missing(RAISED + timedelta(days=9))
+
+
+def test_a_disposal_file_that_is_not_toml_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "disposal.toml"
+    assert Deadlines.load(path) == Deadlines()  # no file: the defaults
+    path.write_text("[deadlines.OUT_OF_BOUNDS\nverify_hours = 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"disposal\.toml"):
+        Deadlines.load(path)
+    path.write_text("[deadlines.OUT_OF_BOUNDS]\nverify_hours = 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"deadlines\.OUT_OF_BOUNDS\.dispose_hours"):
+        Deadlines.load(path)
