@@ -1,10 +1,10 @@
 """The lifecycle of an alert as the units dispose of it (闭环).
 
     RAISED ──verification started──▶ VERIFYING ──disposed──▶ DISPOSED ──closed──▶ CLOSED
-      ▲                                  ▲                      │                   │
-      │                                  └── verification ── REOPENED ◀──reopened───┘
-      │                                        started          ▲
-      └───────────────────────────────────────────────────── (disposed ─reopened─┘)
+                                        ▲                      │                   │
+                                        │ verification      reopened            reopened
+                                        │ started              ▼                   │
+                                        └──────────────── REOPENED ◀───────────────┘
 
 Every step is an ``alert.disposition`` from the bureau, named by a responsible
 officer with a time. A step the alert's state does not allow is refused with
