@@ -24,7 +24,7 @@ from gateway.domain import kinds
 from gateway.domain.calendar import BUREAU_TIME
 from gateway.domain.campaigns import Campaign, repeated_campaign
 from gateway.domain.deadlines import Deadlines
-from gateway.domain.disposal import AlertCase, unknown_alert
+from gateway.domain.disposal import FOLLOW_UPS, AlertCase, unknown_alert
 from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.service.alerts import GATEWAY_PRINCIPAL
@@ -40,6 +40,8 @@ KINDS = frozenset(
         kinds.VERIFICATION_RESULT,
     }
 )
+#: The roster changes a disposition may wait for (the others cost no query).
+_EXPECTED_CHANGES = frozenset(FOLLOW_UPS.values())
 
 
 class Disposal:
@@ -69,7 +71,7 @@ class Disposal:
                 raise unknown_alert(message.alert_id)
             case.apply(message, accepted.mid, self.deadlines)
             stored.save_case(session, case)
-        elif isinstance(message, pb.RosterChange):
+        elif isinstance(message, pb.RosterChange) and message.change_type in _EXPECTED_CHANGES:
             key = self._key(message.subject)
             for case in stored.cases_expecting(session, key, message.change_type) if key else ():
                 case.expected_done = True
