@@ -39,6 +39,7 @@ FIELD_LENGTHS: dict[str, int] = {
             "referral_id",
             "record_id",
             "alert_id",
+            "disposition_id",
             "police_reference",
             "evidence_mids",
             "evidence_refs",

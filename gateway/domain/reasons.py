@@ -172,6 +172,29 @@ REASONS: dict[str, Reason] = {
     "FINDING_OUT_OF_ORDER": Reason(
         FailedPrecondition, "the finding's state does not allow this step", RETRY_LATER_STATE
     ),
+    # --- alert disposal (闭环) ------------------------------------------------
+    "UNKNOWN_ALERT": Reason(
+        FailedPrecondition, "a disposition names an alert the gateway never raised", NEVER
+    ),
+    "ALERT_MISMATCH": Reason(
+        FailedPrecondition,
+        "a disposition's alert type or unit differs from the alert it names",
+        RETRY_AFTER_FIX,
+    ),
+    "ALERT_ALREADY_CLOSED": Reason(
+        FailedPrecondition, "the alert is closed; reopen it before another step", NEVER
+    ),
+    "DISPOSITION_OUT_OF_ORDER": Reason(
+        FailedPrecondition,
+        "the alert's state does not allow this step (see the lifecycle)",
+        RETRY_LATER_STATE,
+    ),
+    "DISPOSITION_BEFORE_PREVIOUS_STEP": Reason(
+        FailedPrecondition, "the step's time is before the alert's previous step", RETRY_AFTER_FIX
+    ),
+    "CAMPAIGN_EXISTS": Reason(
+        FailedPrecondition, "a verification request with this id was already sent", NEVER
+    ),
     # --- capacity and dependencies -------------------------------------------
     "OVERLOADED": Reason(Overloaded, "the gateway is at capacity", RETRY_AFTER_WAIT),
     "RATE_LIMITED": Reason(
@@ -225,4 +248,17 @@ REASONS: dict[str, Reason] = {
     "AGENCY_NOT_REGISTERED": Reason(NotFound, "no principal with this id", RETRY_AFTER_FIX),
     "KEY_EXISTS": Reason(Conflict, "the key is registered already", NEVER),
     "KEY_NOT_REGISTERED": Reason(NotFound, "the principal has no key with this id", NEVER),
+    # --- starting the gateway (`silian serve`) --------------------------------
+    "BAD_WORKERS": Reason(FailedPrecondition, "`--workers` is below 1", RETRY_AFTER_FIX),
+    "WORKERS_NEED_POSTGRESQL": Reason(
+        FailedPrecondition, "`--workers` on SQLite, which serves one process", RETRY_AFTER_FIX
+    ),
+    "BAD_LISTEN": Reason(
+        FailedPrecondition, "`--workers` with port 0 (a fixed port is shared)", RETRY_AFTER_FIX
+    ),
+    "SQLITE_IN_USE": Reason(
+        FailedPrecondition,
+        "another gateway process serves this SQLite file already (replicas need PostgreSQL)",
+        RETRY_LATER_STATE,
+    ),
 }
