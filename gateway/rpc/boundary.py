@@ -188,7 +188,8 @@ class Boundary:
                     raise
                 yield response
         finally:
-            lapsed.cancel()
+            if not lapsed.cancel() and not lapsed.cancelled():
+                lapsed.exception()  # seen (the stream had ended anyway)
             if steps and not steps[-1].done():  # the call itself ended
                 await _cancelled(steps[-1])
             closing = getattr(responses, "aclose", None)
