@@ -291,7 +291,8 @@ async def serve(
     watcher.cancel()
     sweeper.cancel()
     retainer.cancel()
-    await summarizer  # records what the last minute counted
+    with contextlib.suppress(TimeoutError):  # records what the last minute counted
+        await asyncio.wait_for(summarizer, settings.shutdown_grace_seconds + 5)
     worker.stop.set()
     await asyncio.to_thread(worker.thread.join, 10)
     await asyncio.to_thread(checkpointer.stop)

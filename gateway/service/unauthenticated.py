@@ -7,7 +7,8 @@ caller's IP address) and minute:
 * the first failure of each reason is audited at once (``rejected``, actor
   ``anonymous``), so an agency setting up its client sees its mistake;
 * the others are counted, and one ``unauthenticated`` entry per peer and
-  minute records how many there were, by reason, once the minute is over;
+  minute records how many there were, by reason (and how many calls were
+  refused unread, below), once the minute is over;
 * past ``max_per_minute`` failures, the peer's calls are refused
   (RESOURCE_EXHAUSTED, ``TOO_MANY_FAILED_AUTHENTICATIONS``, with a retry hint
   to the end of the minute) before their token is even looked at — except
@@ -39,6 +40,7 @@ WINDOW_SECONDS = 60.0
 class _Window:
     start: float
     reasons: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
 
     @property
     def calls(self) -> int:
@@ -79,6 +81,7 @@ class UnauthenticatedCalls:
             if window is None or now - window.start >= WINDOW_SECONDS:
                 return
             if window.calls >= self._max:
+                window.refused += 1
                 raise Overloaded(
                     "TOO_MANY_FAILED_AUTHENTICATIONS",
                     f"{window.calls} calls from this address failed authentication "
@@ -121,7 +124,7 @@ class UnauthenticatedCalls:
 def _summary(peer: str, window: _Window, now: float) -> list[AuditEvent]:
     """The entry of a window, if it counted failures not audited one by one."""
     counted = window.calls - len(window.reasons)
-    if counted <= 0:
+    if counted <= 0 and not window.refused:
         return []
     end = min(now, window.start + WINDOW_SECONDS)
     return [
@@ -132,6 +135,7 @@ def _summary(peer: str, window: _Window, now: float) -> list[AuditEvent]:
                 "peer": peer,
                 "calls": window.calls,
                 "not_audited_singly": counted,
+                "refused_unread": window.refused,
                 "reasons": ",".join(f"{r}={n}" for r, n in sorted(window.reasons.items())),
                 "from": _iso(window.start),
                 "to": _iso(end),

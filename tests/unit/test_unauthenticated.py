@@ -59,6 +59,8 @@ def test_a_peer_failing_too_often_is_refused_until_the_minute_is_over() -> None:
     calls.admit("10.0.0.8")  # another address is not affected
     clock.now += 60
     calls.admit("10.0.0.7")
+    (summary,) = calls.summaries()
+    assert (summary.detail["calls"], summary.detail["refused_unread"]) == (5, 1)
 
 
 def test_at_most_max_peers_are_tracked_and_the_evicted_are_summarized() -> None:
