@@ -26,7 +26,7 @@ from gateway.service.committer import GroupCommitter
 from gateway.service.deliveries import record_deliveries
 from gateway.service.outbox import Outbox
 from gateway.service.pending import Pending
-from gateway.store import db
+from gateway.store import db, sealed
 from gateway.store.models import AuditEntry, OutboxRow, StoredMessage, SubjectPseudonym
 from gateway.store.repository import Store
 from tests.helpers import JobsOnly
@@ -289,7 +289,9 @@ def test_many_pseudonyms_are_looked_up_in_one_query(store: Store) -> None:
             SubjectPseudonym(
                 recipient="ngo",
                 pseudonym=f"P-{n:04d}",
-                resident_id=f"{n:018d}",
+                sealed_resident_id=store.data_keys.seal_text(
+                    f"{n:018d}", sealed.pseudonym_row("ngo", f"P-{n:04d}")
+                ),
                 referred_at=now if n % 2 else None,
             )
             for n in range(500)
