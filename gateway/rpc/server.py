@@ -32,7 +32,7 @@ from gateway.rpc.tls import ServerTls, check_listen
 from gateway.service import retention
 from gateway.service.admission import Admission, StreamSlots, parse_rate_limits
 from gateway.store import db
-from gateway.store.leases import CHECKPOINT, SWEEP
+from gateway.store.leases import CHECKPOINT, RETENTION, SWEEP
 from gateway.store.notify import OutboxListener
 
 log = structlog.get_logger(__name__)
@@ -151,8 +151,14 @@ async def _sweep(gateway: Gateway, stopping: asyncio.Event) -> None:
 
 
 async def _retention(gateway: Gateway, stopping: asyncio.Event) -> None:
-    """Purge expired payloads at start, then every ``retention_interval_seconds``."""
+    """Purge expired payloads on the replica holding the retention lease: when
+    it takes the lease, then every ``retention_interval_seconds``."""
+    leases = gateway.leases
     while not stopping.is_set() and gateway.settings.retention_years > 0:
+        if not leases.holds(RETENTION):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), leases.renew_seconds)
+            continue
         try:
             await asyncio.to_thread(purge_expired, gateway)
         except Exception:  # logged; the next round tries again

@@ -28,7 +28,8 @@ from gateway.store.models import Lease, Replica
 RELAY = "relay"
 SWEEP = "sweep"
 CHECKPOINT = "checkpoint"
-DUTIES = (RELAY, SWEEP, CHECKPOINT)
+RETENTION = "retention"
+DUTIES = (RELAY, SWEEP, CHECKPOINT, RETENTION)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from gateway.broker import InboxConsumer, Names, OutboxRelay
 from gateway.domain import events
 from gateway.domain.events import AuditEvent
 from gateway.domain.messages import NewMessage, NewOutboxRow
+from gateway.security.atrest import DataKeys
 from gateway.service.committer import GroupCommitter
 from gateway.service.leases import LeaseKeeper
 from gateway.service.outbox import Outbox
 from gateway.service.pending import Pending
 from gateway.store import db, leases
 from gateway.store.linkage_state import BatchState, StoredLinkageContext
-from gateway.store.models import AuditEntry, Lease, LinkageState, Replica
+from gateway.store.models import AuditEntry, Lease, Replica
 from gateway.store.notify import OutboxListener
 from gateway.store.repository import Store
 from tests.helpers import JobsOnly
@@ -32,13 +33,14 @@ from tests.integration.broker_fixtures import Received, amqp_url, broker_names
 __all__ = ["amqp_url", "broker_names"]  # the pytest fixtures used here
 
 TTL = 2.0
+DATA_KEYS = DataKeys.ephemeral()
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     engine = db.make_engine(database_url)
     db.upgrade(engine)
-    store = Store(engine)
+    store = Store(engine, DATA_KEYS)
     with store.transaction() as session:  # the database is the module's: no one holds a lease
         session.execute(delete(Lease))
         session.execute(delete(Replica))
@@ -184,7 +186,7 @@ def test_two_replicas_updating_one_persons_state_lose_no_update_and_audit_gaples
 ) -> None:
     engines = [db.make_engine(database_url) for _ in range(2)]
     db.upgrade(engines[0])
-    committers = [GroupCommitter(Store(e), _Counter(), max_batch=7) for e in engines]  # type: ignore[arg-type]
+    committers = [GroupCommitter(Store(e, DATA_KEYS), _Counter(), max_batch=7) for e in engines]  # type: ignore[arg-type]
     futures = []
     for number in range(300):
         message = _message()
@@ -199,13 +201,11 @@ def test_two_replicas_updating_one_persons_state_lose_no_update_and_audit_gaples
     stored = [future.result(timeout=60) for future in futures]
     for committer in committers:
         committer.close()
-    with Store(engines[0]).transaction() as session:
+    with Store(engines[0], DATA_KEYS).transaction() as session:
         indexes = list(session.scalars(select(AuditEntry.idx).order_by(AuditEntry.idx)))
-        value = session.scalar(
-            select(LinkageState.value).where(
-                LinkageState.linkage == "count", LinkageState.key == "person"
-            )
-        )
+        value = StoredLinkageContext(
+            session, "count", subject_key=str, units=None, now=datetime.now(UTC)
+        ).get("person")  # type: ignore[arg-type]
     for engine in engines:
         engine.dispose()
     assert value == {"messages": 300}
@@ -223,7 +223,7 @@ def test_a_commit_on_one_replica_wakes_the_relay_of_another(database_url: str) -
     listener.start()
     try:
         assert listener.listening.wait(10)
-        committer = GroupCommitter(Store(engines[0]), JobsOnly())  # type: ignore[arg-type]
+        committer = GroupCommitter(Store(engines[0], DATA_KEYS), JobsOnly())  # type: ignore[arg-type]
         message = _message()
         accepted = AuditEvent(events.ACCEPTED, "judicial", mid=message.mid, kind=message.kind)
         committer.submit(Pending(message, [accepted])).result(timeout=30)
