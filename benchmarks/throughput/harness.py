@@ -217,9 +217,10 @@ class Harness:
             if self.sampler is not None:
                 self.sampler.stop()
             running = self.gateway.running()
-            # With --workers: the supervisor's and its workers' peaks, summed.
+            # With --workers: the largest peak of the supervisor and its workers
+            # (the RSS target is per gateway process; the samples sum them).
             members = process_tree(self.gateway.pid) if running else []
-            peak_kb = sum(proc_status(member).get("VmHWM", 0) for member in members)
+            peak_kb = max((proc_status(m).get("VmHWM", 0) for m in members), default=0)
             code = self.gateway.stop(30.0)
             self.runs[-1] |= {
                 "peak_rss_mb": round(peak_kb / 1024, 1),
