@@ -19,7 +19,9 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     #: SQLAlchemy URL; default a SQLite file in the data directory.
     database_url: str = ""
-    #: AMQP URL of RabbitMQ.
+    #: AMQP URL of RabbitMQ; for a cluster, the URLs of several nodes separated by
+    #: commas: every connection goes to the first node that answers, and fails
+    #: over to the others when its node goes.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     #: Prefix of every exchange and queue name.
     broker_prefix: str = "silian"

@@ -3,7 +3,8 @@ cluster them: the machine's RabbitMQ and PostgreSQL are never touched, so test
 runs (and other worktrees) beside this one keep working.
 
 ``own_rabbitmq`` starts a RabbitMQ node with its own node name, ports, data
-directory and Erlang cookie; ``own_postgres`` an initdb'd PostgreSQL cluster on
+directory and Erlang cookie, ``own_rabbitmq_cluster`` several such nodes
+clustered together; ``own_postgres`` an initdb'd PostgreSQL cluster on
 its own port and socket directory, running as the ``postgres`` user (the
 server refuses root). Each stops only what it started.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -66,8 +68,24 @@ class RabbitNode:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
         return done.stdout
 
+    def close_connections(self, named: str) -> int:
+        """Close the client connections whose ``connection_name`` contains
+        ``named``, as a broker-side failure would; returns how many."""
+        listed = self.ctl("list_connections", "pid", "client_properties", "--no-table-headers")
+        closed = 0
+        for line in listed.splitlines():
+            pid, _, properties = line.partition("\t")
+            if named in properties:
+                self.ctl("close_connection", pid, "closed by a test")
+                closed += 1
+        return closed
+
     def stop_app(self) -> None:
         self.ctl("stop_app")
+
+    def kill(self) -> None:
+        """SIGKILL the node's Erlang VM, as a crash would (it stays down)."""
+        os.kill(int(self.ctl("eval", "os:getpid().").strip().strip('"')), signal.SIGKILL)
 
     def start_app(self) -> None:
         self.ctl("start_app")
@@ -116,10 +134,30 @@ def own_rabbitmq(base: Path, cookie: str | None = None) -> Iterator[RabbitNode]:
         try:
             node.ctl("stop", timeout=60)
         except (RuntimeError, subprocess.TimeoutExpired):
-            server.kill()
-        server.wait(timeout=60)
-        log.close()
-        shutil.rmtree(home, ignore_errors=True)
+            pass  # killed below
+        finally:
+            # The Erlang VM outlives the rabbitmq-server script if the stop failed
+            # (or was interrupted): end the node's whole process group, ours alone.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=60)
+            log.close()
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@contextmanager
+def own_rabbitmq_cluster(base: Path, size: int = 3) -> Iterator[list[RabbitNode]]:
+    """``size`` RabbitMQ nodes of a test's own, clustered: one Erlang cookie of
+    their own, each with its own node name, ports and data directory; the others
+    join the first. Every node is stopped on exit, whatever the test did."""
+    cookie = uuid.uuid4().hex
+    with contextlib.ExitStack() as started:
+        nodes = [started.enter_context(own_rabbitmq(base, cookie)) for _ in range(size)]
+        for node in nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", nodes[0].name)
+            node.start_app()
+        yield nodes
 
 
 def _postgres_bin() -> Path:

@@ -8,8 +8,8 @@ For each database it makes a fresh data directory, database (a SQLite file, or a
 PostgreSQL schema of its own) and broker prefix, registers the principals, starts
 ``silian serve`` as a subprocess and waits for health SERVING. A load process
 (multiprocessing, spawn) signs messages *before* the clock starts and submits
-them; a consumer process reads the recipients' inboxes with ``Receive`` and
-settles them with ``Acknowledge`` in batches, checking every receipted message
+them; a consumer process reads the recipients' inboxes with ``Subscribe`` and
+settles them on the stream in batches, checking every receipted message
 reached every recipient its receipt names (deduplicated by mid; duplicates counted).
 
 Phases, per database:

@@ -129,10 +129,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "e.g. --workers 1,2 --database postgresql",
     )
     parser.add_argument(
-        "--readers", type=int, default=1, help="Receive streams per recipient inbox (default 1)"
+        "--readers", type=int, default=1, help="Subscribe streams per recipient inbox (default 1)"
     )
     parser.add_argument(
-        "--max-in-flight", type=int, default=500, help="Receive max_in_flight (default 500)"
+        "--max-in-flight", type=int, default=500, help="Subscribe max_in_flight (default 500)"
     )
     parser.add_argument(
         "--ack-batch", type=int, default=200, help="delivery ids per Acknowledge call (default 200)"

@@ -18,9 +18,12 @@ from gateway.broker.topology import (
     Names,
     blocking_channel,
     broker_error,
+    broker_urls,
+    connect,
     connection_parameters,
     declare,
     delete,
+    node_parameters,
 )
 
 __all__ = [
@@ -33,9 +36,12 @@ __all__ = [
     "blocking_channel",
     "blocking_publish_one",
     "broker_error",
+    "broker_urls",
+    "connect",
     "connection_parameters",
     "dead_letters",
     "declare",
     "delete",
+    "node_parameters",
     "replay_dead_letters",
 ]

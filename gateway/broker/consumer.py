@@ -3,6 +3,12 @@
 An ``InboxConsumer`` owns one thread and one connection (pika is not
 thread-safe); other threads reach it only through ``ack``, ``reject`` and
 ``stop``, which hand the work to the consumer thread.
+
+AMQP has no answer to ``basic.ack``, so a settlement is confirmed by a round trip
+on the same channel right after it (``basic.qos``, which changes nothing): the
+broker handles a channel's frames in order, so its answer means the broker took
+the acks. ``ack`` and ``reject`` return a future that completes then, or fails
+when the connection is gone (the deliveries then come back).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +26,7 @@ import pika.spec
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.broker.topology import Names, blocking_channel, broker_error, connection_parameters
+from gateway.broker.topology import Names, blocking_channel, broker_error, node_parameters
 from gateway.domain.errors import Unavailable
 from gateway.domain.outbox import REPUBLISHED_HEADER
 
@@ -61,8 +68,12 @@ class InboxConsumer:
     """
 
     def __init__(self, url: str, names: Names, agency: str, *, prefetch: int = 100) -> None:
-        self._parameters = connection_parameters(url)
         self._queue = names.inbox(agency)
+        #: every node of ``url``, tried in order
+        self._parameters = node_parameters(url)
+        for parameters in self._parameters:
+            # named, so an operator (and a test) tells inbox connections apart
+            parameters.client_properties = {"connection_name": f"{self._queue} consumer"}
         self._prefetch = prefetch
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -70,6 +81,10 @@ class InboxConsumer:
         self._channel: Any = None
         self._start_error: Exception | None = None
         self._unacked: set[int] = set()
+        #: Settlements handed to the consumer thread and not yet confirmed.
+        self._lock = threading.Lock()
+        self._pending: set[Future[None]] = set()
+        self._ended = False
 
     @property
     def is_running(self) -> bool:
@@ -99,19 +114,21 @@ class InboxConsumer:
         if self._start_error is not None:
             raise self._start_error
 
-    def ack(self, delivery_tags: Sequence[int]) -> None:
+    def ack(self, delivery_tags: Sequence[int]) -> Future[None]:
         """Acknowledge deliveries; thread-safe, sent by the consumer thread.
 
-        Tags this consumer does not hold unacknowledged (already settled, or
-        from another consumer) are skipped: acknowledging them would close the
-        channel. After the consumer ended, acks are dropped (the messages come
-        back redelivered).
+        The future completes once the broker took the acks (see the module
+        docstring) and fails with ``Unavailable`` when the connection is gone:
+        the messages then come back redelivered. Tags this consumer does not
+        hold unacknowledged (already settled, or from another consumer) are
+        skipped: acknowledging them would close the channel.
         """
-        self._call(functools.partial(self._ack_now, frozenset(delivery_tags)))
+        return self._settle(functools.partial(self._ack_now, frozenset(delivery_tags)))
 
-    def reject(self, delivery_tag: int, requeue: bool) -> None:
-        """Reject one delivery; thread-safe. Without ``requeue`` it is dead-lettered."""
-        self._call(functools.partial(self._reject_now, delivery_tag, requeue))
+    def reject(self, delivery_tag: int, requeue: bool) -> Future[None]:
+        """Reject one delivery; thread-safe, confirmed as ``ack`` is. Without
+        ``requeue`` it is dead-lettered."""
+        return self._settle(functools.partial(self._reject_now, delivery_tag, requeue))
 
     def stop(self) -> None:
         """Stop consuming and close the connection; idempotent.
@@ -143,6 +160,7 @@ class InboxConsumer:
             ready.set()
         log.info("inbox.consuming", queue=self._queue)
         outcome = self._consume()
+        self._fail_pending()
         log.info("inbox.closed", queue=self._queue, error=repr(outcome) if outcome else None)
         on_closed(outcome)
 
@@ -188,6 +206,43 @@ class InboxConsumer:
         self._unacked.add(method.delivery_tag)
         on_message(_inbox_message(method, properties, body))
 
+    def _settle(self, work: Callable[[], None]) -> Future[None]:
+        """Run ``work`` on the consumer thread, then a round trip that confirms it."""
+        future: Future[None] = Future()
+        with self._lock:
+            if self._connection is None or self._ended:
+                future.set_exception(_connection_gone())
+                return future
+            self._pending.add(future)
+        try:
+            self._connection.add_callback_threadsafe(
+                functools.partial(self._settle_now, work, future)
+            )
+        except pika.exceptions.ConnectionWrongStateError:
+            self._fail_pending()
+        return future
+
+    def _settle_now(self, work: Callable[[], None], future: Future[None]) -> None:
+        with self._lock:
+            if future not in self._pending:  # failed already: the consumer ended
+                return
+            self._pending.discard(future)
+        try:
+            work()
+            self._channel.basic_qos(prefetch_count=self._prefetch)  # the round trip
+        except pika.exceptions.AMQPError as error:
+            future.set_exception(broker_error(error))
+            raise  # the channel or connection is gone: consuming ends
+        future.set_result(None)
+
+    def _fail_pending(self) -> None:
+        """No settlement can be confirmed any more: fail those still waiting."""
+        with self._lock:
+            self._ended = True
+            pending, self._pending = self._pending, set()
+        for future in pending:
+            future.set_exception(_connection_gone())
+
     def _call(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the consumer thread; drop it if that thread has no connection."""
         if self._connection is None:
@@ -211,6 +266,13 @@ class InboxConsumer:
     def _halt(self) -> None:
         if self._channel.is_open:
             self._channel.stop_consuming()
+
+
+def _connection_gone() -> Unavailable:
+    return Unavailable(
+        reason="BROKER_UNAVAILABLE",
+        message="the inbox connection to RabbitMQ is gone; the deliveries come back",
+    )
 
 
 def ack_frames(outstanding: Iterable[int], acking: frozenset[int]) -> list[tuple[int, bool]]:

@@ -30,7 +30,7 @@ import pika.spec
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel
 
-from gateway.broker.topology import Names, broker_error, connection_parameters
+from gateway.broker.topology import Names, broker_error, node_parameters
 from gateway.domain.errors import GatewayError, Unavailable
 from gateway.domain.outbox import FEED, INBOX, REPUBLISHED_HEADER, OutboxItem, OutboxSource
 
@@ -246,7 +246,9 @@ class OutboxRelay:
         wake: threading.Event | None = None,
         may_run: Callable[[], bool] | None = None,
     ) -> None:
-        self._parameters = connection_parameters(url)
+        #: the broker's nodes; a failed link moves on to the next one
+        self._nodes = node_parameters(url)
+        self._node = 0
         self._exchanges = _exchanges(names)
         self._source = source
         self._window = window
@@ -282,6 +284,7 @@ class OutboxRelay:
             self._publish(items, outcome)
         except GatewayError:
             self.close()
+            self._node = (self._node + 1) % len(self._nodes)  # fail over to the next node
             raise
         finally:
             self._settle(outcome)
@@ -343,7 +346,7 @@ class OutboxRelay:
             else:
                 routed.append((exchange, item))
         if self._link is None:
-            self._link = _ConfirmLink(self._parameters)
+            self._link = _ConfirmLink(self._nodes[self._node])
         self._link.publish(routed, outcome, self._window)
 
     def _settle(self, outcome: _Outcome) -> None:

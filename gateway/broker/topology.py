@@ -1,7 +1,9 @@
 """RabbitMQ topology (DESIGN §3 step 4, §8): names, declaration, connection settings.
 
 Every exchange and queue name derives from one prefix, so a test run or a second
-gateway never touches another's queues.
+gateway never touches another's queues. The broker may be one node or a cluster:
+``amqp_url`` then lists several nodes (``broker_urls``), every connection goes
+to the first that answers, and the quorum queues keep a replica on each node.
 
 - ``<prefix>.inbox`` (direct) routes to one durable **quorum** queue per agency,
   ``<prefix>.inbox.<agency>``, with an explicit delivery limit; messages that
@@ -13,6 +15,7 @@ gateway never touches another's queues.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,6 +113,28 @@ def delete(channel: BlockingChannel, names: Names, agencies: Iterable[str]) -> N
         channel.exchange_delete(exchange)
 
 
+def broker_urls(setting: str) -> list[str]:
+    """The AMQP URLs of ``setting``: one URL, or several (the nodes of a
+    cluster) separated by commas or spaces, in the order they are tried."""
+    urls = [url for url in re.split(r"[,\s]+", setting) if url]
+    if not urls:
+        raise ValueError("no AMQP URL given (amqp_url is empty)")
+    return urls
+
+
+def node_parameters(setting: str) -> list[pika.URLParameters]:
+    """Connection parameters for each node of ``setting`` (see ``broker_urls``)."""
+    return [connection_parameters(url) for url in broker_urls(setting)]
+
+
+def connect(setting: str) -> pika.BlockingConnection:
+    """A blocking connection to the first node of ``setting`` that accepts one.
+
+    pika tries the nodes in order; it raises ``AMQPConnectionError`` when none does.
+    """
+    return pika.BlockingConnection(node_parameters(setting))
+
+
 def connection_parameters(url: str) -> pika.URLParameters:
     """Parameters for ``url`` (``amqp://user:pass@host:port/vhost``).
 
@@ -145,12 +170,13 @@ def broker_error(error: BaseException) -> GatewayError:
 
 @contextmanager
 def blocking_channel(url: str) -> Iterator[BlockingChannel]:
-    """A channel on a fresh blocking connection, closed on exit.
+    """A channel on a fresh blocking connection (to the first node of ``url``
+    that answers, see ``broker_urls``), closed on exit.
 
     pika errors raised while opening or using it leave as ``broker_error``.
     """
     try:
-        connection = pika.BlockingConnection(connection_parameters(url))
+        connection = connect(url)
     except pika.exceptions.AMQPError as error:
         raise broker_error(error) from error
     try:

@@ -1,7 +1,9 @@
 """Reading an agency's inbox: on the agency side, the one place that calls
-``Exchange/Receive``.
+``Exchange/Subscribe``.
 
-An ``InboxReader`` keeps one Receive stream open and
+An ``InboxReader`` keeps one Subscribe stream open — deliveries come in on it and
+settlements go out on it, so they reach the gateway process holding the stream
+even behind a per-call load balancer — and
 
 - **checks every delivery** against the gateway's public keys (the client's
   ``gateway_keys``): the gateway's signature must verify, and its claims must
@@ -16,20 +18,22 @@ An ``InboxReader`` keeps one Receive stream open and
   each to ``on_delivery`` and acknowledges it once that returned (background);
 - **settles in batches**: a delivery is acknowledged only when the caller says
   it is processed (``acknowledge``), and given back when the caller asks
-  (``give_back``). One Acknowledge call is in flight at a time (``acknowledgers``
-  allows more); what is settled while it is out goes into the next call, so the
-  batches grow with the load and no timer is needed;
+  (``give_back``). One settlement request is unanswered at a time
+  (``acknowledgers`` allows more); what is settled while it is out goes into the
+  next, so the batches grow with the load and no timer is needed. The gateway
+  answers once RabbitMQ took the settlements and its audit log recorded them;
 - **stops** after ``idle_seconds`` without a delivery, after ``limit``
   deliveries, after ``timeout`` seconds in all (0: never, for each), or when the
-  stream or an Acknowledge call fails (``error``; iterating raises it).
+  stream fails (``error``; iterating raises it).
 
-``close()`` (or leaving the ``with`` block) sends what was settled, then ends
-the stream: deliveries left unsettled return to the inbox and come again
-(``redelivered``). Deduplicate by ``mid``.
+``close()`` (or leaving the ``with`` block) sends what was settled, waits for
+the answers, then ends the stream: deliveries left unsettled return to the
+inbox and come again (``redelivered``). Deduplicate by ``mid``.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import queue
 import threading
@@ -52,7 +56,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_IN_FLIGHT = 100
 #: Most delivery ids in one Acknowledge call.
 DEFAULT_BATCH = 500
-#: Longest one Acknowledge call may take (the gateway audits it in a group commit first).
+#: Longest the gateway may take to answer a settlement (a broker round trip and a
+#: group commit) before the reader gives up on the stream.
 ACKNOWLEDGE_TIMEOUT = 60.0
 
 Delivery = envelope_pb2.Delivery
@@ -114,13 +119,21 @@ def check_delivery(delivery: Delivery, agency: str, gateway_keys: Sequence[bytes
     return delivery_problem(delivery, agency, gateway_keys)
 
 
+@dataclass
+class _Batch:
+    """One settlement request: (delivery, processed) pairs, and whether answered."""
+
+    items: list[tuple[Delivery, bool]]
+    answered: bool = False
+
+
 class InboxReader:
-    """One agency's inbox, read over one Receive stream; see the module docstring.
+    """One agency's inbox, read over one Subscribe stream; see the module docstring.
 
     ``on_refused`` is called (on the reading thread) with each refusal;
-    ``on_acknowledged`` with the deliveries of each Acknowledge call the gateway
-    took (on an acknowledging thread, holding the reader's lock: keep it short,
-    and call nothing of the reader from it).
+    ``on_acknowledged`` with the deliveries of each settlement the gateway took
+    (on the reading thread, holding the reader's lock: keep it short, and call
+    nothing of the reader from it).
     """
 
     def __init__(
@@ -152,7 +165,7 @@ class InboxReader:
         self.read = 0
         self.handed = 0
         #: Deliveries the gateway took as acknowledged / given back, and settled
-        #: ids it did not know (their stream had ended: they come again).
+        #: ids it did not hold (they come again if unsettled).
         self.acknowledged = 0
         self.returned = 0
         self.unknown = 0
@@ -165,6 +178,10 @@ class InboxReader:
         self._arrived: queue.Queue[Delivery | None] = queue.Queue()
         self._settling: queue.Queue[tuple[Delivery, bool] | None] = queue.Queue()
         self._max_in_flight = max_in_flight
+        #: Settlement batches sent and not answered yet, oldest first (the
+        #: gateway answers them in order).
+        self._unanswered: collections.deque[_Batch] = collections.deque()
+        self._requests: queue.Queue[exchange_pb2.SubscribeRequest | None] = queue.Queue()
         self._stream = self._open()
         self._acknowledgers = [
             threading.Thread(target=self._settle, name=f"ack-{self.agency}", daemon=True)
@@ -262,24 +279,43 @@ class InboxReader:
     # the reader's threads ------------------------------------------------------------
 
     def _open(self) -> Any:
-        return self._client.stub.Receive(
-            exchange_pb2.ReceiveRequest(max_in_flight=self._max_in_flight),
-            metadata=self._client.metadata(),
+        """A new Subscribe stream (and its queue of requests), with a fresh token."""
+        self._requests = queue.Queue()
+        self._requests.put(exchange_pb2.SubscribeRequest(max_in_flight=self._max_in_flight))
+        return self._client.stub.Subscribe(
+            iter(self._requests.get, None), metadata=self._client.metadata()
         )
+
+    def _reopen(self) -> None:
+        """Go on in a new stream: settlements still unanswered on the old one are
+        answered as not settled (their deliveries come again, redelivered)."""
+        with self._changed:
+            old = self._requests
+            for batch in self._unanswered:
+                if not batch.answered:
+                    batch.answered = True
+                    self._answered += len(batch.items)
+            self._unanswered.clear()
+            self._stream = self._open()
+            self._changed.notify_all()
+        old.put(None)
 
     def _read(self) -> None:
         try:
             while True:
                 try:
                     for response in self._stream:
-                        self._check(response.delivery)
+                        if response.HasField("settled"):
+                            self._answer(response.settled)
+                        else:
+                            self._check(response.delivery)
                     return
                 except grpc.RpcError as err:
                     if self._closing.is_set() or not token_expired(err):
                         raise
                 # The gateway ends a stream when its token expires: go on with a
                 # fresh one. (Deliveries held unsettled on the old stream come again.)
-                self._stream = self._open()
+                self._reopen()
                 if self._closing.is_set():
                     self._stream.cancel()
         except grpc.RpcError as err:
@@ -327,32 +363,41 @@ class InboxReader:
             self._send(batch)
         self._settling.put(None)  # the other acknowledgers stop too
 
-    def _send(self, batch: list[tuple[Delivery, bool]]) -> None:
-        processed = [delivery for delivery, done in batch if done]
-        back = [delivery for delivery, done in batch if not done]
-        response = None
-        if self.error is None:  # after a failure the stream is gone: nothing to settle
-            try:
-                response = self._client.stub.Acknowledge(
-                    exchange_pb2.AcknowledgeRequest(
-                        delivery_ids=[d.delivery_id for d in processed],
-                        rejected_delivery_ids=[d.delivery_id for d in back],
-                    ),
-                    metadata=self._client.metadata(),
-                    timeout=ACKNOWLEDGE_TIMEOUT,
-                )
-            except grpc.RpcError as err:
-                self._fail(err)
+    def _send(self, items: list[tuple[Delivery, bool]]) -> None:
+        """Send one settlement request and wait for its answer (or the end)."""
+        batch = _Batch(items)
         with self._changed:
-            self._answered += len(batch)
-            if response is not None:
-                unknown = set(response.unknown_delivery_ids)
-                taken = [d for d in processed if d.delivery_id not in unknown]
-                self.acknowledged += len(taken)
-                self.returned += sum(1 for d in back if d.delivery_id not in unknown)
-                self.unknown += len(unknown)
-                if taken and self._on_acknowledged is not None:
-                    self._on_acknowledged(taken)
+            if self.error is None:  # after a failure the stream is gone: nothing to settle
+                self._unanswered.append(batch)
+                self._requests.put(
+                    exchange_pb2.SubscribeRequest(
+                        delivery_ids=[d.delivery_id for d, done in items if done],
+                        rejected_delivery_ids=[d.delivery_id for d, done in items if not done],
+                    )
+                )
+                answered = self._changed.wait_for(
+                    lambda: batch.answered or self.error is not None, ACKNOWLEDGE_TIMEOUT
+                )
+                if not answered:
+                    self._fail(TimeoutError("the gateway did not answer a settlement in time"))
+            if not batch.answered:
+                batch.answered = True
+                self._answered += len(items)
+                self._changed.notify_all()
+
+    def _answer(self, settled: exchange_pb2.Settled) -> None:
+        """The gateway's answer to the oldest unanswered settlement request."""
+        with self._changed:
+            batch = self._unanswered.popleft()
+            acknowledged = set(settled.delivery_ids)
+            taken = [d for d, done in batch.items if done and d.delivery_id in acknowledged]
+            self.acknowledged += len(taken)
+            self.returned += len(settled.rejected_delivery_ids)
+            self.unknown += len(settled.unknown_delivery_ids)
+            if taken and self._on_acknowledged is not None:
+                self._on_acknowledged(taken)
+            batch.answered = True
+            self._answered += len(batch.items)
             self._changed.notify_all()
 
     def _fail(self, err: BaseException) -> None:
@@ -360,6 +405,7 @@ class InboxReader:
             if self.error is None:
                 self.error = err
             self._changed.notify_all()
+        self._requests.put(None)
         self._stream.cancel()
 
     # closing ------------------------------------------------------------------------
@@ -373,6 +419,7 @@ class InboxReader:
             if thread is not current:
                 thread.join()
         self._closing.set()
+        self._requests.put(None)
         self._stream.cancel()
         for thread in self._threads:
             if thread is not current:

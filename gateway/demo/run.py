@@ -42,6 +42,7 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.audit import bundle, checkpoints
+from gateway.broker.topology import broker_urls
 from gateway.client import AgencyClient, channel_credentials
 from gateway.client.inbox import describe_refusals
 from gateway.client.keys import gateway_keys
@@ -320,7 +321,7 @@ def _gateway(
     console.print(
         f"gateway serving on {running.target} over mTLS (CA and certificates in {folder}; "
         f"{running.gateway.store.engine.url.get_backend_name()}, "
-        f"RabbitMQ {settings.amqp_url.split('@')[-1]})"
+        f"RabbitMQ {', '.join(url.split('@')[-1] for url in broker_urls(settings.amqp_url))})"
     )
 
     def sweep() -> int:

@@ -61,6 +61,12 @@ class FailedPrecondition(GatewayError):
     """The request is valid but the state does not allow it."""
 
 
+class Aborted(GatewayError):
+    """The request was cut short by a failure midway (e.g. a stream's broker
+    connection dropped while settling); what did not happen is said in the
+    message, and the caller may retry on a new stream."""
+
+
 class TooLarge(GatewayError):
     """The message is larger than the configured limit."""
 

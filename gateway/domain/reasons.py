@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.domain.errors import (
+    Aborted,
     Conflict,
     FailedPrecondition,
     GatewayError,
@@ -138,6 +139,18 @@ REASONS: dict[str, Reason] = {
     "PAYLOAD_INVALID": Reason(
         InvalidMessage,
         'the payload breaks a rule of its kind (see the field violations and "Payload rules")',
+        NEVER,
+    ),
+    "DELIVERY_HELD_ELSEWHERE": Reason(
+        FailedPrecondition,
+        "an Acknowledge reached a gateway process that does not hold the delivery's "
+        "stream (behind a per-call load balancer); nothing was settled — use Subscribe",
+        RETRY_AFTER_FIX,
+    ),
+    "INBOX_CONNECTION_LOST": Reason(
+        Aborted,
+        "the stream holding the deliveries lost its RabbitMQ connection, or RabbitMQ did not "
+        "confirm the settlement in time; they come back redelivered (deduplicate by mid)",
         NEVER,
     ),
     "TOO_MANY_IDS": Reason(

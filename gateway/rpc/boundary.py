@@ -53,6 +53,7 @@ AUDITORS_AND_AGENCIES = ("auditor", "agency")
 ACCESS: dict[str, tuple[str, ...]] = {
     "/silian.v1.Exchange/Submit": AGENCIES,
     "/silian.v1.Exchange/SubmitStream": AGENCIES,
+    "/silian.v1.Exchange/Subscribe": AGENCIES,
     "/silian.v1.Exchange/Receive": AGENCIES,
     "/silian.v1.Exchange/Acknowledge": AGENCIES,
     "/silian.v1.Exchange/GetStatus": AGENCIES,

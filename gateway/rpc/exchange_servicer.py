@@ -7,25 +7,25 @@ the caller (``caller()``) and maps whatever is raised here to a status.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 import grpc
 import structlog
 
-from gateway import metrics
-from gateway.broker.consumer import InboxConsumer, InboxMessage
 from gateway.broker.topology import Names
-from gateway.domain import events
 from gateway.domain.errors import FieldViolation, GatewayError, InvalidMessage, Unavailable
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
 from gateway.rpc.boundary import BAD_REQUEST, Boundary, Undecodable, caller
 from gateway.rpc.errors import to_rejection
+from gateway.rpc.inbox_streams import (
+    Closed,
+    InboxStream,
+    InboxStreams,
+    held_elsewhere,
+    not_settled,
+)
 from gateway.service.admission import Admission, StreamSlots
 from gateway.service.exchange import ExchangeService
 
@@ -41,39 +41,11 @@ MAX_IN_FLIGHT = 1000
 MAX_SETTLED_PER_CALL = 10_000
 
 
-@dataclass
-class _ReceiveSession:
-    """One open Receive stream: its consumer and the deliveries it holds."""
-
-    id: str
-    agency: str
-    consumer: InboxConsumer
-    #: delivery tag -> ((sender, mid), kind) of deliveries not yet settled
-    held: dict[int, tuple[tuple[str, str], str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Held:
-    session: _ReceiveSession
-    tag: int
-    message: tuple[str, str]  # (sender, mid)
-    kind: str
-
-
-def _log_failure(future: Future[None]) -> None:
-    if future.exception() is not None:
-        log.error("delivery.record_failed", error=str(future.exception()))
-
-
 _INBOX_CLOSED = "the inbox connection closed; reconnect"
-#: The broker's part of a delivery id: ASCII digits (``int`` takes others too, and
-#: refuses very long ones with an error that is no answer to a caller).
-_DELIVERY_TAG = re.compile(r"[0-9]{1,18}")
 
 
-class _Closed:
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
+class _ClientDone:
+    """The client ended its requests of a Subscribe stream."""
 
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
@@ -88,11 +60,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> None:
         self._service = service
         self._admission = admission
-        self._streams = streams
+        self._slots = streams  # inbox streams per agency, at most
         self._executor = executor  # checking and committing messages
-        self._amqp_url = amqp_url
-        self._names = names
-        self._sessions: dict[str, _ReceiveSession] = {}
+        self._streams = InboxStreams(service, amqp_url, names)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -159,92 +129,118 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, rejection=to_rejection(err))
         return exchange_pb2.SubmitStreamResponse(mid=envelope.mid, receipt=receipt)
 
-    async def Receive(
+    async def Subscribe(
         self,
-        request: exchange_pb2.ReceiveRequest,
+        request_iterator: AsyncIterator[exchange_pb2.SubscribeRequest | Undecodable],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
-        """The agency's inbox, on at most ``max_receive_streams`` streams at once."""
-        with self._streams.hold(caller()):
-            inbox = self._inbox(request, context)
+    ) -> AsyncIterator[exchange_pb2.SubscribeResponse]:
+        """The inbox, with settlements on the same stream (answered in order); an
+        inbox stream like Receive's, within ``max_receive_streams``."""
+        with self._slots.hold(caller()):
+            inbox = self._subscribe(request_iterator, context)
             try:
                 async for response in inbox:
                     yield response
             finally:
                 await inbox.aclose()
 
-    async def _inbox(
+    async def _subscribe(
+        self,
+        request_iterator: AsyncIterator[exchange_pb2.SubscribeRequest | Undecodable],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncGenerator[exchange_pb2.SubscribeResponse, None]:
+        agency = caller()
+        requests = aiter(request_iterator)
+        first = _decoded(await anext(requests, _ClientDone()))
+        if isinstance(first, _ClientDone):
+            return
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        prefetch = min(first.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
+        stream = await self._streams.open(agency, prefetch, events, context)
+
+        async def settle_requests() -> None:
+            request: exchange_pb2.SubscribeRequest | _ClientDone = first
+            try:
+                while not isinstance(request, _ClientDone):
+                    if request.delivery_ids or request.rejected_delivery_ids:
+                        events.put_nowait(await self._settle_on(stream, request))
+                    request = _decoded(await anext(requests, _ClientDone()))
+                events.put_nowait(request)
+            except Exception as err:  # ends the stream with its status, in the serving task
+                events.put_nowait(err)
+
+        settler = asyncio.ensure_future(settle_requests())
+        context.add_done_callback(lambda _: settler.cancel())
+        try:
+            while True:
+                item = await events.get()
+                if isinstance(item, _ClientDone):
+                    return
+                if isinstance(item, Exception):
+                    stream.broker_lost = getattr(item, "reason", "") == "INBOX_CONNECTION_LOST"
+                    raise item
+                if isinstance(item, Closed):
+                    stream.broker_lost = True
+                    raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
+                if isinstance(item, exchange_pb2.SubscribeResponse):
+                    yield item
+                    continue
+                delivery = self._streams.hand_over(stream, item)
+                yield exchange_pb2.SubscribeResponse(delivery=delivery)
+        finally:
+            settler.cancel()
+            await self._streams.close(stream)
+
+    async def _settle_on(
+        self, stream: InboxStream, request: exchange_pb2.SubscribeRequest
+    ) -> exchange_pb2.SubscribeResponse:
+        acking = self._streams.claim(stream.agency, request.delivery_ids, within=stream)
+        returning = self._streams.claim(stream.agency, request.rejected_delivery_ids, within=stream)
+        settled = await self._streams.settle(stream.agency, acking.held, returning.held)
+        if settled.failed:
+            done = len(settled.acknowledged) + len(settled.returned)
+            raise not_settled(len(settled.failed), done)
+        return exchange_pb2.SubscribeResponse(
+            settled=exchange_pb2.Settled(
+                delivery_ids=[h.delivery_id for h in settled.acknowledged],
+                rejected_delivery_ids=[h.delivery_id for h in settled.returned],
+                unknown_delivery_ids=[*acking.unknown, *returning.unknown],
+            )
+        )
+
+    async def Receive(
         self,
         request: exchange_pb2.ReceiveRequest,
         context: grpc.aio.ServicerContext,
-    ) -> AsyncGenerator[exchange_pb2.ReceiveResponse, None]:
-        agency = caller()
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[InboxMessage, envelope_pb2.Delivery] | _Closed] = asyncio.Queue()
-        prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
-        consumer = InboxConsumer(self._amqp_url, self._names, agency, prefetch=prefetch)
-
-        def check(message: InboxMessage) -> None:
-            """On the consumer's thread: hand over only the gateway's own deliveries
-            for this agency; dead-letter the rest (the broker is not trusted)."""
-            handover = self._service.handover
-            delivery = handover.check(agency, message.mid, message.kind, message.body)
-            if delivery is None:
-                consumer.reject(message.delivery_tag, requeue=False)
-            else:
-                _post(loop, inbox, (message, delivery))
-
-        await loop.run_in_executor(
-            None,
-            lambda: consumer.start(
-                on_message=check, on_closed=lambda e: _post(loop, inbox, _Closed(e))
-            ),
-        )
-        session = _ReceiveSession(uuid.uuid4().hex[:16], agency, consumer)
-        self._sessions[session.id] = session
-        log.info("receive.opened", agency=agency, session=session.id, prefetch=prefetch)
-        streams = metrics.OPEN_STREAMS.labels(agency)
-        streams.inc()
-        try:
-            while True:
-                taken = await inbox.get()
-                if isinstance(taken, _Closed):
-                    raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
-                item, delivery = taken
-                delivery.delivery_id = f"{session.id}.{item.delivery_tag}"
-                delivery.redelivered = item.redelivered
-                # recorded under the message's own mid (a minimized delivery shows
-                # the agency's delivery id instead; the hand-over check tied them)
-                message = (delivery.sender, item.mid)
-                session.held[item.delivery_tag] = (message, delivery.kind)
-                self._service.record(agency, [message], events.DELIVERED).add_done_callback(
-                    _log_failure
-                )
-                log.debug(  # the audit log holds every hand-over; info would double it
-                    "delivery.sent",
-                    mid=item.mid,
-                    agency=agency,
-                    kind=delivery.kind,
-                    redelivered=item.redelivered,
-                )
-                yield exchange_pb2.ReceiveResponse(delivery=delivery)
-        finally:
-            streams.dec()
-            self._sessions.pop(session.id, None)
-            await loop.run_in_executor(None, consumer.stop)
-            log.info(
-                "receive.closed",
-                agency=agency,
-                session=session.id,
-                unacknowledged=len(session.held),
-            )
+    ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
+        """The agency's inbox, on at most ``max_receive_streams`` inbox streams
+        (Receive and Subscribe) at once."""
+        with self._slots.hold(caller()):
+            inbox: asyncio.Queue[Any] = asyncio.Queue()
+            prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
+            stream = await self._streams.open(caller(), prefetch, inbox, context)
+            try:
+                while True:
+                    item = await inbox.get()
+                    if isinstance(item, Closed):
+                        stream.broker_lost = True
+                        raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
+                    delivery = self._streams.hand_over(stream, item)
+                    yield exchange_pb2.ReceiveResponse(delivery=delivery)
+            finally:
+                await self._streams.close(stream)
 
     async def Acknowledge(
         self, request: exchange_pb2.AcknowledgeRequest, context: grpc.aio.ServicerContext
     ) -> exchange_pb2.AcknowledgeResponse:
-        """Records the acknowledgements (and give-backs) in the audit log, then
-        settles them on the broker: acknowledged ones leave the inbox, rejected
-        ones are delivered again (and dead-lettered past the delivery limit)."""
+        """Settles the deliveries on the broker — acknowledged ones leave the
+        inbox, rejected ones are delivered again (dead-lettered past the
+        delivery limit) — and records in the audit log what the broker took.
+
+        FAILED_PRECONDITION ``DELIVERY_HELD_ELSEWHERE`` when an id belongs to a
+        stream of another gateway process (nothing settled); ABORTED
+        ``INBOX_CONNECTION_LOST`` when the broker did not take some (they come
+        back; the others are settled and recorded)."""
         agency = caller()
         if not request.delivery_ids and not request.rejected_delivery_ids:
             raise InvalidMessage(
@@ -258,48 +254,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 f"at most {MAX_SETTLED_PER_CALL} delivery ids may be settled per call",
                 [FieldViolation("delivery_ids", f"more than {MAX_SETTLED_PER_CALL} ids")],
             )
-        acked, unknown = self._held(agency, request.delivery_ids)
-        rejected, unknown_rejected = self._held(agency, request.rejected_delivery_ids)
-        for settling, event in ((acked, events.ACKNOWLEDGED), (rejected, events.RETURNED)):
-            if settling:
-                await asyncio.wrap_future(
-                    self._service.record(agency, [h.message for h in settling], event)
-                )
-        for held_session, group in itertools.groupby(acked, key=lambda h: h.session):
-            held_session.consumer.ack([h.tag for h in group])
-        for held in rejected:
-            held.session.consumer.reject(held.tag, requeue=True)
-        for held in [*acked, *rejected]:
-            held.session.held.pop(held.tag, None)
-        # One line per call (each settlement is an audit entry already); the
-        # deliveries given back are named, as they are worth an operator's look.
-        log.info(
-            "deliveries.settled",
-            agency=agency,
-            acknowledged=len(acked),
-            returned=[held.message[1] for held in rejected],
-            unknown=len(unknown) + len(unknown_rejected),
-        )
+        acking = self._streams.claim(agency, request.delivery_ids)
+        returning = self._streams.claim(agency, request.rejected_delivery_ids)
+        if elsewhere := [*acking.elsewhere, *returning.elsewhere]:
+            raise held_elsewhere(elsewhere)
+        settled = await self._streams.settle(agency, acking.held, returning.held)
+        failed = len(settled.failed) + len(acking.lost) + len(returning.lost)
+        if failed:
+            raise not_settled(failed, len(settled.acknowledged) + len(settled.returned))
         return exchange_pb2.AcknowledgeResponse(
-            acknowledged=len(acked) + len(rejected),
-            unknown_delivery_ids=[*unknown, *unknown_rejected],
+            acknowledged=len(settled.acknowledged) + len(settled.returned),
+            unknown_delivery_ids=[*acking.unknown, *returning.unknown],
         )
-
-    def _held(self, agency: str, ids: Sequence[str]) -> tuple[list[_Held], list[str]]:
-        """The deliveries of ``ids`` that an open Receive stream of ``agency``
-        holds unsettled, grouped by stream, and the ids that are not."""
-        held: list[_Held] = []
-        unknown: list[str] = []
-        for delivery_id in ids:
-            session_id, _, tag_text = delivery_id.partition(".")
-            session = self._sessions.get(session_id)
-            tag = int(tag_text) if _DELIVERY_TAG.fullmatch(tag_text) else -1
-            if session is None or session.agency != agency or tag not in session.held:
-                unknown.append(delivery_id)
-            else:
-                held.append(_Held(session, tag, *session.held[tag]))
-        held.sort(key=lambda h: h.session.id)
-        return held, unknown
 
     async def GetStatus(
         self, request: exchange_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -307,9 +273,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         return await self._run(self._service.status, caller(), request.mid)
 
 
-def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: object) -> None:
-    """Hand ``item`` from a broker thread to the event loop's queue."""
-    loop.call_soon_threadsafe(queue.put_nowait, item)
+def _decoded(
+    request: exchange_pb2.SubscribeRequest | Undecodable | _ClientDone,
+) -> exchange_pb2.SubscribeRequest | _ClientDone:
+    if isinstance(request, Undecodable):
+        raise BAD_REQUEST
+    return request
 
 
 def add_to_server(servicer: ExchangeServicer, server: grpc.aio.Server, boundary: Boundary) -> None:

@@ -56,7 +56,7 @@ class _BrokerWorker:
 
     def _declare(self) -> None:
         settings = self._gateway.settings
-        connection = pika.BlockingConnection(topology.connection_parameters(settings.amqp_url))
+        connection = topology.connect(settings.amqp_url)
         try:
             topology.declare(
                 connection.channel(),

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import grpc
-import pika
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
@@ -46,11 +45,8 @@ def postgres_schema(admin_url: str, prefix: str = "t") -> Iterator[str]:
 def delete_broker_names(amqp_url: str, prefix: str, agencies: Iterable[str]) -> None:
     """Delete the exchanges and queues a gateway with broker prefix ``prefix``
     declared for ``agencies``."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        topology.delete(connection.channel(), topology.Names(prefix), list(agencies))
-    finally:
-        connection.close()
+    with topology.blocking_channel(amqp_url) as channel:
+        topology.delete(channel, topology.Names(prefix), list(agencies))
 
 
 def register_principals(settings: Settings) -> dict[str, Ed25519PrivateKey]:

@@ -289,6 +289,23 @@ def test_undecodable_request_is_invalid_argument(running: Running) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
+def test_undecodable_subscribe_request_ends_the_stream_invalid_argument(running: Running) -> None:
+    with grpc.insecure_channel(running.target) as channel:
+        raw = channel.stream_stream("/silian.v1.Exchange/Subscribe")
+        opened = exchange_pb2.SubscribeRequest(max_in_flight=1).SerializeToString()
+        call = raw(iter([opened, b"\xff\xff\xff"]), metadata=_token(running, "police"), timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call)
+    assert _details(caught.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "UNPARSEABLE_REQUEST")
+
+
+def test_subscribe_without_a_token_is_unauthenticated(running: Running, stub) -> None:
+    call = stub.Subscribe(iter([exchange_pb2.SubscribeRequest()]), timeout=10)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+
+
 def test_nothing_accepted_is_lost_among_bad_input(running: Running, stub) -> None:
     judicial = running.client("judicial")
     good = [judicial.submit(kinds.ROSTER_CHANGE, enrolment(resident_id())) for _ in range(3)]

@@ -242,7 +242,9 @@ class TcpProxy:
     """Forwards TCP to the broker so a test can cut its own client's connections.
 
     ``cut()`` cuts every open connection now; ``cut_after(n)`` arms a cut of the
-    connection that carries the n-th byte from client to broker from now on.
+    connection that carries the n-th byte from client to broker from now on;
+    ``freeze()`` makes the open connections go silent (what either side sends is
+    dropped) without closing them, as a dead network path would, until ``cut()``.
     ``cuts`` and ``connections`` count what happened.
     """
 
@@ -256,6 +258,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: list[tuple[socket.socket, socket.socket]] = []
         self._cut_at: int | None = None
+        self._frozen: set[tuple[socket.socket, socket.socket]] = set()
         self._forwarded = 0
         self.connections = 0
         self.cuts = 0
@@ -265,10 +268,16 @@ class TcpProxy:
         with self._lock:
             self._cut_at = self._forwarded + byte_count
 
+    def freeze(self) -> None:
+        """Silence every connection open now (new ones work)."""
+        with self._lock:
+            self._frozen.update(self._open)
+
     def cut(self) -> None:
         """Cut every connection open now, as a network failure would."""
         with self._lock:
             pairs, self._open = self._open, []
+            self._frozen.clear()
             self.cuts += len(pairs)
         for pair in pairs:
             _shut(pair)
@@ -301,7 +310,8 @@ class TcpProxy:
             while data := source.recv(65536):
                 if upstream and self._count(len(data)):
                     break
-                sink.sendall(data)
+                if pair not in self._frozen:
+                    sink.sendall(data)
         with self._lock:
             if pair in self._open:
                 self._open.remove(pair)

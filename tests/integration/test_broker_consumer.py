@@ -15,6 +15,7 @@ from gateway.broker import (
 )
 from gateway.broker.consumer import ack_frames
 from gateway.domain.errors import NotFound, Unavailable
+from gateway.testing import free_port
 from tests.integration.broker_fixtures import (
     FakeOutbox,
     Received,
@@ -91,6 +92,40 @@ def test_stop_without_ack_returns_messages_redelivered(
     assert take_until_marker(amqp_url, broker_names, "police") == []
 
 
+def test_an_ack_is_confirmed_once_the_broker_took_it(
+    amqp_url: str, broker_names: Names, consumer: InboxConsumer
+) -> None:
+    publish(amqp_url, broker_names, 3)
+    received = Received()
+    consumer.start(received.on_message, received.on_closed)
+
+    confirmed = consumer.ack([m.delivery_tag for m in received.wait_for(3)])
+
+    assert confirmed.result(timeout=15) is None
+    consumer.stop()
+    assert take_until_marker(amqp_url, broker_names, "police") == []
+
+
+def test_an_ack_after_the_connection_is_lost_fails_and_the_message_comes_back(
+    amqp_url: str, broker_names: Names, proxy: TcpProxy
+) -> None:
+    [item] = publish(amqp_url, broker_names, 1)
+    consumer = InboxConsumer(proxy.url, broker_names, "police")
+    received = Received()
+    consumer.start(received.on_message, received.on_closed)
+    [message] = received.wait_for(1)
+
+    proxy.cut()
+    confirmed = consumer.ack([message.delivery_tag])
+
+    with pytest.raises(Unavailable):
+        confirmed.result(timeout=15)
+    received.wait_closed()
+    assert consumer.ack([message.delivery_tag]).exception(timeout=1) is not None
+    consumer.stop()
+    assert take_until_marker(amqp_url, broker_names, "police") == [item.mid]
+
+
 def test_unknown_delivery_tags_are_ignored_and_consuming_goes_on(
     amqp_url: str, broker_names: Names, consumer: InboxConsumer
 ) -> None:
@@ -105,6 +140,22 @@ def test_unknown_delivery_tags_are_ignored_and_consuming_goes_on(
 
     assert [m.mid for m in received.wait_for(2)] == [first.mid, second.mid]
     assert consumer.is_running
+
+
+def test_a_consumer_connects_to_the_first_node_that_answers(
+    amqp_url: str, broker_names: Names
+) -> None:
+    [item] = publish(amqp_url, broker_names, 1)
+    down = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    consumer = InboxConsumer(f"{down},{amqp_url}", broker_names, "police")
+    received = Received()
+    consumer.start(received.on_message, received.on_closed)
+    try:
+        [message] = received.wait_for(1)
+        consumer.ack([message.delivery_tag]).result(timeout=15)
+    finally:
+        consumer.stop()
+    assert message.mid == item.mid
 
 
 def test_start_on_a_missing_inbox_raises_not_found(amqp_url: str, broker_names: Names) -> None:

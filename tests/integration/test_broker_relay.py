@@ -230,6 +230,28 @@ def test_unreachable_broker_raises_unavailable_and_marks_nothing(
     assert outbox.pending(10) == [item]
 
 
+def test_relay_fails_over_to_the_next_node_when_its_node_goes(
+    amqp_url: str, broker_names: Names, outbox: FakeOutbox
+) -> None:
+    first_node, second_node = TcpProxy(amqp_url), TcpProxy(amqp_url)
+    relay = OutboxRelay(f"{first_node.url}, {second_node.url}", broker_names, outbox)
+    try:
+        before = outbox.add("inbox", "police")
+        assert relay.run_once() == 1
+        first_node.close()  # the node the relay is connected to goes away
+        after = outbox.add("inbox", "police")
+        with pytest.raises(Unavailable):
+            relay.run_once()
+        assert relay.run_once() == 1
+    finally:
+        relay.close()
+        second_node.close()
+
+    assert (first_node.connections, second_node.connections) == (1, 1)
+    assert outbox.published == [before.id, after.id]
+    assert take_until_marker(amqp_url, broker_names, "police") == [before.mid, after.mid]
+
+
 def test_blocking_publish_one_returns_after_the_confirm(
     broker_names: Names, outbox: FakeOutbox, channel: BlockingChannel
 ) -> None:

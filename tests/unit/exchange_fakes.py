@@ -1,10 +1,11 @@
 """A stand-in for the gateway's Exchange stub, for unit tests of the agency side:
-an inbox that hands out given deliveries and records every Acknowledge call,
-and a SubmitStream/Submit that answers from a script."""
+an inbox (Subscribe) that hands out given deliveries and records every
+settlement request, and a SubmitStream/Submit that answers from a script."""
 
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -48,35 +49,68 @@ class FakeRpcError(grpc.RpcError):
         return self._details
 
 
-class FakeReceiveCall:
-    """A Receive stream: the deliveries, then ``error`` if any, then — with
-    ``hold`` — nothing until cancelled, like an inbox with nothing more to give."""
+_END = object()
+
+
+class FakeSubscribeCall:
+    """A Subscribe stream: the deliveries, then ``error`` if any; settlement
+    requests are answered (after ``exchange.gate`` for the first) until the
+    client ends its requests or cancels."""
 
     def __init__(
-        self, deliveries: list[envelope_pb2.Delivery], hold: bool, error: grpc.RpcError | None
+        self, exchange: FakeExchange, requests: Iterator[exchange_pb2.SubscribeRequest]
     ) -> None:
-        self.deliveries, self.hold, self.error = deliveries, hold, error
         self.cancelled = threading.Event()
+        self._out: queue.Queue[object] = queue.Queue()
+        for delivery in exchange.deliveries:
+            self._out.put(exchange_pb2.SubscribeResponse(delivery=delivery))
+        if exchange.receive_error is not None:
+            self._out.put(exchange.receive_error)
+        self._thread = threading.Thread(target=self._answer, args=(exchange, requests))
+        self._thread.start()
 
-    def __iter__(self) -> Iterator[exchange_pb2.ReceiveResponse]:
-        for delivery in self.deliveries:
-            yield exchange_pb2.ReceiveResponse(delivery=delivery)
-        if self.error is not None:
-            raise self.error
-        if self.hold:
-            self.cancelled.wait()
-            raise FakeRpcError(grpc.StatusCode.CANCELLED)
+    def _answer(
+        self, exchange: FakeExchange, requests: Iterator[exchange_pb2.SubscribeRequest]
+    ) -> None:
+        next(requests, None)  # the opening request
+        for request in requests:
+            if exchange.gate is not None and not exchange.first_out.is_set():
+                exchange.first_out.set()
+                exchange.gate.wait()
+            if exchange.refuse_acknowledge is not None:
+                self._out.put(exchange.refuse_acknowledge)
+                continue
+            exchange.acknowledgements.append(
+                exchange_pb2.AcknowledgeRequest(
+                    delivery_ids=request.delivery_ids,
+                    rejected_delivery_ids=request.rejected_delivery_ids,
+                )
+            )
+            settled = exchange_pb2.Settled(
+                delivery_ids=request.delivery_ids,
+                rejected_delivery_ids=request.rejected_delivery_ids,
+            )
+            self._out.put(exchange_pb2.SubscribeResponse(settled=settled))
+        self._out.put(_END)
+
+    def __iter__(self) -> Iterator[exchange_pb2.SubscribeResponse]:
+        while (item := self._out.get()) is not _END:
+            if isinstance(item, grpc.RpcError):
+                raise item
+            yield item  # type: ignore[misc]
 
     def cancel(self) -> bool:
         self.cancelled.set()
+        self._out.put(FakeRpcError(grpc.StatusCode.CANCELLED))
         return True
 
 
 class FakeExchange:
     """The Exchange stub of a gateway whose inbox holds ``deliveries``.
 
-    ``gate``: the first Acknowledge call waits for it (``first_out`` is set while
-    it waits). ``refuse_acknowledge``: every Acknowledge call fails with it.
+    ``receive_error`` ends the stream after the deliveries. ``gate``: the first
+    settlement waits for it (``first_out`` is set while it waits).
+    ``refuse_acknowledge``: a settlement ends the stream with it.
     ``submit_answers``: per SubmitStream call, a function from the envelope to its
     answer (or an exception ending the call)."""
 
@@ -84,23 +118,24 @@ class FakeExchange:
         self,
         deliveries: Iterable[envelope_pb2.Delivery] = (),
         *,
-        hold: bool = True,
         receive_error: grpc.RpcError | None = None,
         gate: threading.Event | None = None,
         refuse_acknowledge: grpc.RpcError | None = None,
         submit_answers: Iterable[Callable[[envelope_pb2.Envelope], Any]] = (),
     ) -> None:
         self.deliveries = list(deliveries)
-        self.hold, self.receive_error = hold, receive_error
+        self.receive_error = receive_error
         self.gate, self.first_out = gate, threading.Event()
         self.refuse_acknowledge = refuse_acknowledge
         self.acknowledgements: list[exchange_pb2.AcknowledgeRequest] = []
-        self.calls: list[FakeReceiveCall] = []
+        self.calls: list[FakeSubscribeCall] = []
         self.submit_answers = list(submit_answers)
         self.submitted: list[list[str]] = []  # mids per SubmitStream call
 
-    def Receive(self, request: exchange_pb2.ReceiveRequest, **_: Any) -> FakeReceiveCall:
-        self.calls.append(FakeReceiveCall(self.deliveries, self.hold, self.receive_error))
+    def Subscribe(
+        self, requests: Iterator[exchange_pb2.SubscribeRequest], **_: Any
+    ) -> FakeSubscribeCall:
+        self.calls.append(FakeSubscribeCall(self, requests))
         return self.calls[-1]
 
     def Acknowledge(

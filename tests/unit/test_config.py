@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.broker.topology import broker_urls, node_parameters
 from gateway.config import load_settings
 
 
@@ -28,3 +29,19 @@ def test_unknown_setting_is_named(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("lisen = 1\n")
     with pytest.raises(ValueError, match="unknown settings lisen"):
         load_settings(tmp_path)
+
+
+def test_amqp_url_may_list_the_nodes_of_a_cluster() -> None:
+    setting = "amqp://u:p@node1:5672/%2F, amqp://u:p@node2:5673/%2F,amqp://u:p@node3/%2F"
+    assert broker_urls(setting) == [
+        "amqp://u:p@node1:5672/%2F",
+        "amqp://u:p@node2:5673/%2F",
+        "amqp://u:p@node3/%2F",
+    ]
+    assert [(p.host, p.port) for p in node_parameters(setting)] == [
+        ("node1", 5672),
+        ("node2", 5673),
+        ("node3", 5672),
+    ]
+    with pytest.raises(ValueError, match="amqp_url is empty"):
+        broker_urls(" , ")

@@ -437,7 +437,6 @@ def test_export_writes_a_csv_per_kind_and_acknowledges_what_it_wrote(tmp_path: P
                 3, pb.ServiceReferral(referral_id="F2", unit_code="610303"), "service.referral"
             ),
         ],
-        hold=False,
     )
     summary = export_inbox(
         FakeAgency(inbox), tmp_path / "out", [REFERRALS], idle_seconds=0.2, encoding="gb18030"

@@ -196,5 +196,7 @@ def test_a_failing_handler_ends_the_background_reader() -> None:
 def _no_threads_left() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
+    for thread in set(threading.enumerate()) - before:
+        thread.join(5)  # a fake stream's responder ends once it reads the reader's end
     left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
     assert not left, left

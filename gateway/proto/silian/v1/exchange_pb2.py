@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gateway.proto.silian.v1 import envelope_pb2 as silian_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18silian/v1/exchange.proto\x12\tsilian.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18silian/v1/envelope.proto\"6\n\rSubmitRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.silian.v1.Envelope\"5\n\x0eSubmitResponse\x12#\n\x07receipt\x18\x01 \x01(\x0b\x32\x12.silian.v1.Receipt\"<\n\x13SubmitStreamRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.silian.v1.Envelope\"\x87\x01\n\tRejection\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x33\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32\x19.silian.v1.FieldViolation\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\r\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x7f\n\x14SubmitStreamResponse\x12\x0b\n\x03mid\x18\x01 \x01(\t\x12%\n\x07receipt\x18\x02 \x01(\x0b\x32\x12.silian.v1.ReceiptH\x00\x12)\n\trejection\x18\x03 \x01(\x0b\x32\x14.silian.v1.RejectionH\x00\x42\x08\n\x06result\"\'\n\x0eReceiveRequest\x12\x15\n\rmax_in_flight\x18\x01 \x01(\r\"8\n\x0fReceiveResponse\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x13.silian.v1.Delivery\"I\n\x12\x41\x63knowledgeRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x1d\n\x15rejected_delivery_ids\x18\x02 \x03(\t\"I\n\x13\x41\x63knowledgeResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\x12\x1c\n\x14unknown_delivery_ids\x18\x02 \x03(\t\"\x1f\n\x10GetStatusRequest\x12\x0b\n\x03mid\x18\x01 \x01(\t\"\xe6\x01\n\x0fRecipientStatus\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.silian.v1.DeliveryState\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63knowledged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x11GetStatusResponse\x12\x0b\n\x03mid\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrecipients\x18\x04 \x03(\x0b\x32\x1a.silian.v1.RecipientStatus*\xc9\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_STATE_ROUTED\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_PUBLISHED\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATE_ACKNOWLEDGED\x10\x04\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x05\x32\xf8\x02\n\x08\x45xchange\x12=\n\x06Submit\x12\x18.silian.v1.SubmitRequest\x1a\x19.silian.v1.SubmitResponse\x12S\n\x0cSubmitStream\x12\x1e.silian.v1.SubmitStreamRequest\x1a\x1f.silian.v1.SubmitStreamResponse(\x01\x30\x01\x12\x42\n\x07Receive\x12\x19.silian.v1.ReceiveRequest\x1a\x1a.silian.v1.ReceiveResponse0\x01\x12L\n\x0b\x41\x63knowledge\x12\x1d.silian.v1.AcknowledgeRequest\x1a\x1e.silian.v1.AcknowledgeResponse\x12\x46\n\tGetStatus\x12\x1b.silian.v1.GetStatusRequest\x1a\x1c.silian.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18silian/v1/exchange.proto\x12\tsilian.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18silian/v1/envelope.proto\"6\n\rSubmitRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.silian.v1.Envelope\"5\n\x0eSubmitResponse\x12#\n\x07receipt\x18\x01 \x01(\x0b\x32\x12.silian.v1.Receipt\"<\n\x13SubmitStreamRequest\x12%\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x13.silian.v1.Envelope\"\x87\x01\n\tRejection\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x33\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32\x19.silian.v1.FieldViolation\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\r\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x7f\n\x14SubmitStreamResponse\x12\x0b\n\x03mid\x18\x01 \x01(\t\x12%\n\x07receipt\x18\x02 \x01(\x0b\x32\x12.silian.v1.ReceiptH\x00\x12)\n\trejection\x18\x03 \x01(\x0b\x32\x14.silian.v1.RejectionH\x00\x42\x08\n\x06result\"^\n\x10SubscribeRequest\x12\x15\n\rmax_in_flight\x18\x01 \x01(\r\x12\x14\n\x0c\x64\x65livery_ids\x18\x02 \x03(\t\x12\x1d\n\x15rejected_delivery_ids\x18\x03 \x03(\t\"\\\n\x07Settled\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x1d\n\x15rejected_delivery_ids\x18\x02 \x03(\t\x12\x1c\n\x14unknown_delivery_ids\x18\x03 \x03(\t\"l\n\x11SubscribeResponse\x12\'\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x13.silian.v1.DeliveryH\x00\x12%\n\x07settled\x18\x02 \x01(\x0b\x32\x12.silian.v1.SettledH\x00\x42\x07\n\x05\x65vent\"\'\n\x0eReceiveRequest\x12\x15\n\rmax_in_flight\x18\x01 \x01(\r\"8\n\x0fReceiveResponse\x12%\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x13.silian.v1.Delivery\"I\n\x12\x41\x63knowledgeRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x1d\n\x15rejected_delivery_ids\x18\x02 \x03(\t\"I\n\x13\x41\x63knowledgeResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\x12\x1c\n\x14unknown_delivery_ids\x18\x02 \x03(\t\"\x1f\n\x10GetStatusRequest\x12\x0b\n\x03mid\x18\x01 \x01(\t\"\xe6\x01\n\x0fRecipientStatus\x12\x11\n\trecipient\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.silian.v1.DeliveryState\x12\x30\n\x0cpublished_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x61\x63knowledged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x11GetStatusResponse\x12\x0b\n\x03mid\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrecipients\x18\x04 \x03(\x0b\x32\x1a.silian.v1.RecipientStatus*\xc9\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45LIVERY_STATE_ROUTED\x10\x01\x12\x1c\n\x18\x44\x45LIVERY_STATE_PUBLISHED\x10\x02\x12\x1c\n\x18\x44\x45LIVERY_STATE_DELIVERED\x10\x03\x12\x1f\n\x1b\x44\x45LIVERY_STATE_ACKNOWLEDGED\x10\x04\x12 \n\x1c\x44\x45LIVERY_STATE_DEAD_LETTERED\x10\x05\x32\xc4\x03\n\x08\x45xchange\x12=\n\x06Submit\x12\x18.silian.v1.SubmitRequest\x1a\x19.silian.v1.SubmitResponse\x12S\n\x0cSubmitStream\x12\x1e.silian.v1.SubmitStreamRequest\x1a\x1f.silian.v1.SubmitStreamResponse(\x01\x30\x01\x12J\n\tSubscribe\x12\x1b.silian.v1.SubscribeRequest\x1a\x1c.silian.v1.SubscribeResponse(\x01\x30\x01\x12\x42\n\x07Receive\x12\x19.silian.v1.ReceiveRequest\x1a\x1a.silian.v1.ReceiveResponse0\x01\x12L\n\x0b\x41\x63knowledge\x12\x1d.silian.v1.AcknowledgeRequest\x1a\x1e.silian.v1.AcknowledgeResponse\x12\x46\n\tGetStatus\x12\x1b.silian.v1.GetStatusRequest\x1a\x1c.silian.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.proto.silian.v1.exchange_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSTATE']._serialized_start=1254
-  _globals['_DELIVERYSTATE']._serialized_end=1455
+  _globals['_DELIVERYSTATE']._serialized_start=1554
+  _globals['_DELIVERYSTATE']._serialized_end=1755
   _globals['_SUBMITREQUEST']._serialized_start=98
   _globals['_SUBMITREQUEST']._serialized_end=152
   _globals['_SUBMITRESPONSE']._serialized_start=154
@@ -47,20 +47,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIELDVIOLATION']._serialized_end=461
   _globals['_SUBMITSTREAMRESPONSE']._serialized_start=463
   _globals['_SUBMITSTREAMRESPONSE']._serialized_end=590
-  _globals['_RECEIVEREQUEST']._serialized_start=592
-  _globals['_RECEIVEREQUEST']._serialized_end=631
-  _globals['_RECEIVERESPONSE']._serialized_start=633
-  _globals['_RECEIVERESPONSE']._serialized_end=689
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=691
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=764
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=766
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=839
-  _globals['_GETSTATUSREQUEST']._serialized_start=841
-  _globals['_GETSTATUSREQUEST']._serialized_end=872
-  _globals['_RECIPIENTSTATUS']._serialized_start=875
-  _globals['_RECIPIENTSTATUS']._serialized_end=1105
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1108
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1251
-  _globals['_EXCHANGE']._serialized_start=1458
-  _globals['_EXCHANGE']._serialized_end=1834
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=592
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=686
+  _globals['_SETTLED']._serialized_start=688
+  _globals['_SETTLED']._serialized_end=780
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=782
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=890
+  _globals['_RECEIVEREQUEST']._serialized_start=892
+  _globals['_RECEIVEREQUEST']._serialized_end=931
+  _globals['_RECEIVERESPONSE']._serialized_start=933
+  _globals['_RECEIVERESPONSE']._serialized_end=989
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=991
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=1064
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1066
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1139
+  _globals['_GETSTATUSREQUEST']._serialized_start=1141
+  _globals['_GETSTATUSREQUEST']._serialized_end=1172
+  _globals['_RECIPIENTSTATUS']._serialized_start=1175
+  _globals['_RECIPIENTSTATUS']._serialized_end=1405
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1408
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1551
+  _globals['_EXCHANGE']._serialized_start=1758
+  _globals['_EXCHANGE']._serialized_end=2210
 # @@protoc_insertion_point(module_scope)

@@ -207,6 +207,104 @@ class SubmitStreamResponse(_message.Message):
 Global___SubmitStreamResponse: _TypeAlias = SubmitStreamResponse  # noqa: Y015
 
 @_typing.final
+class SubscribeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    REJECTED_DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    max_in_flight: _builtins.int
+    """How many unacknowledged deliveries may be in flight (default 100); read
+    from the first request only.
+    """
+    @_builtins.property
+    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Deliveries processed: removed from the inbox."""
+
+    @_builtins.property
+    def rejected_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Deliveries the recipient cannot process: returned to the inbox and
+        delivered again; past the delivery limit they go to the dead-letter queue.
+        """
+
+    def __init__(
+        self,
+        *,
+        max_in_flight: _builtins.int = ...,
+        delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rejected_delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_ids", b"delivery_ids", "max_in_flight", b"max_in_flight", "rejected_delivery_ids", b"rejected_delivery_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeRequest: _TypeAlias = SubscribeRequest  # noqa: Y015
+
+@_typing.final
+class Settled(_message.Message):
+    """Settled answers one SubscribeRequest that settled deliveries, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    REJECTED_DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    UNKNOWN_DELIVERY_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Acknowledged: RabbitMQ took the acks and the audit log records them."""
+
+    @_builtins.property
+    def rejected_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Given back to the inbox."""
+
+    @_builtins.property
+    def unknown_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Not held unsettled by this stream (already settled, or not its own): nothing done."""
+
+    def __init__(
+        self,
+        *,
+        delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rejected_delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+        unknown_delivery_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_ids", b"delivery_ids", "rejected_delivery_ids", b"rejected_delivery_ids", "unknown_delivery_ids", b"unknown_delivery_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Settled: _TypeAlias = Settled  # noqa: Y015
+
+@_typing.final
+class SubscribeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERY_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delivery(self) -> _envelope_pb2.Delivery: ...
+    @_builtins.property
+    def settled(self) -> Global___Settled: ...
+    def __init__(
+        self,
+        *,
+        delivery: _envelope_pb2.Delivery | None = ...,
+        settled: Global___Settled | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "settled", b"settled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "settled", b"settled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["delivery", "settled"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015
+
+@_typing.final
 class ReceiveRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -286,7 +384,10 @@ class AcknowledgeResponse(_message.Message):
     """Deliveries settled by this call (acknowledged or rejected)."""
     @_builtins.property
     def unknown_delivery_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids that were unknown or not held by an open Receive stream of the caller."""
+        """Ids not held by an open Receive stream of the caller on this gateway
+        process (already settled, or their stream ended): nothing was done; an
+        unsettled one comes back.
+        """
 
     def __init__(
         self,

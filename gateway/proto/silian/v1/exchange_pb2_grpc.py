@@ -50,6 +50,11 @@ class ExchangeStub:
                 request_serializer=silian_dot_v1_dot_exchange__pb2.SubmitStreamRequest.SerializeToString,
                 response_deserializer=silian_dot_v1_dot_exchange__pb2.SubmitStreamResponse.FromString,
                 _registered_method=True)
+        self.Subscribe = channel.stream_stream(
+                '/silian.v1.Exchange/Subscribe',
+                request_serializer=silian_dot_v1_dot_exchange__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=silian_dot_v1_dot_exchange__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
         self.Receive = channel.unary_stream(
                 '/silian.v1.Exchange/Receive',
                 request_serializer=silian_dot_v1_dot_exchange__pb2.ReceiveRequest.SerializeToString,
@@ -91,15 +96,38 @@ class ExchangeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Subscribe(self, request_iterator, context):
+        """Stream the caller's inbox and settle its deliveries on the same stream: the
+        first request opens it (max_in_flight), any request may settle deliveries
+        and is answered with a Settled event once RabbitMQ took the settlements and
+        the audit log recorded them. Acknowledgements travel with the stream to the
+        gateway process that holds it, so this works behind a per-call load
+        balancer; prefer it to Receive + Acknowledge. The stream ends when the
+        client ends its requests (or cancels); what is unsettled then comes back,
+        redelivered. If the stream's broker connection fails it ends UNAVAILABLE
+        (or ABORTED, INBOX_CONNECTION_LOST, while settling); open a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Receive(self, request, context):
-        """Stream the caller's inbox. Unacknowledged deliveries come back after a reconnect.
+        """Stream the caller's inbox. Unacknowledged deliveries come back after a
+        reconnect. Settle them with Acknowledge on the same gateway process (kept
+        for existing clients; Subscribe needs no such pinning).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Acknowledge(self, request, context):
-        """Settle deliveries received on an open Receive stream.
+        """Settle deliveries received on an open Receive stream. OK only once RabbitMQ
+        took every settlement not listed as unknown, and the audit log records them.
+        FAILED_PRECONDITION (reason DELIVERY_HELD_ELSEWHERE): an id belongs to a
+        stream of another gateway process; nothing was settled. ABORTED (reason
+        INBOX_CONNECTION_LOST): the stream holding some of them lost its broker
+        connection; those stay in the inbox and come back redelivered, the others
+        were settled (GetStatus tells which).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +152,11 @@ def add_ExchangeServicer_to_server(servicer, server):
                     servicer.SubmitStream,
                     request_deserializer=silian_dot_v1_dot_exchange__pb2.SubmitStreamRequest.FromString,
                     response_serializer=silian_dot_v1_dot_exchange__pb2.SubmitStreamResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.stream_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=silian_dot_v1_dot_exchange__pb2.SubscribeRequest.FromString,
+                    response_serializer=silian_dot_v1_dot_exchange__pb2.SubscribeResponse.SerializeToString,
             ),
             'Receive': grpc.unary_stream_rpc_method_handler(
                     servicer.Receive,
@@ -201,6 +234,33 @@ class Exchange:
             '/silian.v1.Exchange/SubmitStream',
             silian_dot_v1_dot_exchange__pb2.SubmitStreamRequest.SerializeToString,
             silian_dot_v1_dot_exchange__pb2.SubmitStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/silian.v1.Exchange/Subscribe',
+            silian_dot_v1_dot_exchange__pb2.SubscribeRequest.SerializeToString,
+            silian_dot_v1_dot_exchange__pb2.SubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

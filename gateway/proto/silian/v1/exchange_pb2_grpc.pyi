@@ -45,10 +45,31 @@ class ExchangeStub:
     """
     SubmitStream: _grpc.StreamStreamMultiCallable[_exchange_pb2.SubmitStreamRequest, _exchange_pb2.SubmitStreamResponse]
     """Submit many signed messages on one stream; one result per message, in order."""
+    Subscribe: _grpc.StreamStreamMultiCallable[_exchange_pb2.SubscribeRequest, _exchange_pb2.SubscribeResponse]
+    """Stream the caller's inbox and settle its deliveries on the same stream: the
+    first request opens it (max_in_flight), any request may settle deliveries
+    and is answered with a Settled event once RabbitMQ took the settlements and
+    the audit log recorded them. Acknowledgements travel with the stream to the
+    gateway process that holds it, so this works behind a per-call load
+    balancer; prefer it to Receive + Acknowledge. The stream ends when the
+    client ends its requests (or cancels); what is unsettled then comes back,
+    redelivered. If the stream's broker connection fails it ends UNAVAILABLE
+    (or ABORTED, INBOX_CONNECTION_LOST, while settling); open a new one.
+    """
     Receive: _grpc.UnaryStreamMultiCallable[_exchange_pb2.ReceiveRequest, _exchange_pb2.ReceiveResponse]
-    """Stream the caller's inbox. Unacknowledged deliveries come back after a reconnect."""
+    """Stream the caller's inbox. Unacknowledged deliveries come back after a
+    reconnect. Settle them with Acknowledge on the same gateway process (kept
+    for existing clients; Subscribe needs no such pinning).
+    """
     Acknowledge: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.AcknowledgeRequest, _exchange_pb2.AcknowledgeResponse]
-    """Settle deliveries received on an open Receive stream."""
+    """Settle deliveries received on an open Receive stream. OK only once RabbitMQ
+    took every settlement not listed as unknown, and the audit log records them.
+    FAILED_PRECONDITION (reason DELIVERY_HELD_ELSEWHERE): an id belongs to a
+    stream of another gateway process; nothing was settled. ABORTED (reason
+    INBOX_CONNECTION_LOST): the stream holding some of them lost its broker
+    connection; those stay in the inbox and come back redelivered, the others
+    were settled (GetStatus tells which).
+    """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.GetStatusRequest, _exchange_pb2.GetStatusResponse]
     """Where a message the caller sent stands, per recipient."""
 
@@ -69,10 +90,31 @@ class ExchangeAsyncStub(ExchangeStub):
     """
     SubmitStream: _aio.StreamStreamMultiCallable[_exchange_pb2.SubmitStreamRequest, _exchange_pb2.SubmitStreamResponse]  # type: ignore[assignment]
     """Submit many signed messages on one stream; one result per message, in order."""
+    Subscribe: _aio.StreamStreamMultiCallable[_exchange_pb2.SubscribeRequest, _exchange_pb2.SubscribeResponse]  # type: ignore[assignment]
+    """Stream the caller's inbox and settle its deliveries on the same stream: the
+    first request opens it (max_in_flight), any request may settle deliveries
+    and is answered with a Settled event once RabbitMQ took the settlements and
+    the audit log recorded them. Acknowledgements travel with the stream to the
+    gateway process that holds it, so this works behind a per-call load
+    balancer; prefer it to Receive + Acknowledge. The stream ends when the
+    client ends its requests (or cancels); what is unsettled then comes back,
+    redelivered. If the stream's broker connection fails it ends UNAVAILABLE
+    (or ABORTED, INBOX_CONNECTION_LOST, while settling); open a new one.
+    """
     Receive: _aio.UnaryStreamMultiCallable[_exchange_pb2.ReceiveRequest, _exchange_pb2.ReceiveResponse]  # type: ignore[assignment]
-    """Stream the caller's inbox. Unacknowledged deliveries come back after a reconnect."""
+    """Stream the caller's inbox. Unacknowledged deliveries come back after a
+    reconnect. Settle them with Acknowledge on the same gateway process (kept
+    for existing clients; Subscribe needs no such pinning).
+    """
     Acknowledge: _aio.UnaryUnaryMultiCallable[_exchange_pb2.AcknowledgeRequest, _exchange_pb2.AcknowledgeResponse]  # type: ignore[assignment]
-    """Settle deliveries received on an open Receive stream."""
+    """Settle deliveries received on an open Receive stream. OK only once RabbitMQ
+    took every settlement not listed as unknown, and the audit log records them.
+    FAILED_PRECONDITION (reason DELIVERY_HELD_ELSEWHERE): an id belongs to a
+    stream of another gateway process; nothing was settled. ABORTED (reason
+    INBOX_CONNECTION_LOST): the stream holding some of them lost its broker
+    connection; those stay in the inbox and come back redelivered, the others
+    were settled (GetStatus tells which).
+    """
     GetStatus: _aio.UnaryUnaryMultiCallable[_exchange_pb2.GetStatusRequest, _exchange_pb2.GetStatusResponse]  # type: ignore[assignment]
     """Where a message the caller sent stands, per recipient."""
 
@@ -104,12 +146,32 @@ class ExchangeServicer(metaclass=_abc_1.ABCMeta):
         """Submit many signed messages on one stream; one result per message, in order."""
 
     @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request_iterator: _MaybeAsyncIterator[_exchange_pb2.SubscribeRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_exchange_pb2.SubscribeResponse], _abc.AsyncIterator[_exchange_pb2.SubscribeResponse]]:
+        """Stream the caller's inbox and settle its deliveries on the same stream: the
+        first request opens it (max_in_flight), any request may settle deliveries
+        and is answered with a Settled event once RabbitMQ took the settlements and
+        the audit log recorded them. Acknowledgements travel with the stream to the
+        gateway process that holds it, so this works behind a per-call load
+        balancer; prefer it to Receive + Acknowledge. The stream ends when the
+        client ends its requests (or cancels); what is unsettled then comes back,
+        redelivered. If the stream's broker connection fails it ends UNAVAILABLE
+        (or ABORTED, INBOX_CONNECTION_LOST, while settling); open a new one.
+        """
+
+    @_abc_1.abstractmethod
     def Receive(
         self,
         request: _exchange_pb2.ReceiveRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_exchange_pb2.ReceiveResponse], _abc.AsyncIterator[_exchange_pb2.ReceiveResponse]]:
-        """Stream the caller's inbox. Unacknowledged deliveries come back after a reconnect."""
+        """Stream the caller's inbox. Unacknowledged deliveries come back after a
+        reconnect. Settle them with Acknowledge on the same gateway process (kept
+        for existing clients; Subscribe needs no such pinning).
+        """
 
     @_abc_1.abstractmethod
     def Acknowledge(
@@ -117,7 +179,14 @@ class ExchangeServicer(metaclass=_abc_1.ABCMeta):
         request: _exchange_pb2.AcknowledgeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_exchange_pb2.AcknowledgeResponse, _abc.Awaitable[_exchange_pb2.AcknowledgeResponse]]:
-        """Settle deliveries received on an open Receive stream."""
+        """Settle deliveries received on an open Receive stream. OK only once RabbitMQ
+        took every settlement not listed as unknown, and the audit log records them.
+        FAILED_PRECONDITION (reason DELIVERY_HELD_ELSEWHERE): an id belongs to a
+        stream of another gateway process; nothing was settled. ABORTED (reason
+        INBOX_CONNECTION_LOST): the stream holding some of them lost its broker
+        connection; those stay in the inbox and come back redelivered, the others
+        were settled (GetStatus tells which).
+        """
 
     @_abc_1.abstractmethod
     def GetStatus(
