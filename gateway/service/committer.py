@@ -258,7 +258,7 @@ class GroupCommitter:
         if _key(pending) in staged:
             return _Outcome(pending)  # filled from its twin after the inserts
         outcome = _Outcome(pending, accepted=[pending])
-        if pending.accepted is not None:
+        if pending.linkages or pending.accepted is not None:
             try:
                 outcome.accepted += self._handler.stage(session, pending, state)
             except GatewayError as err:

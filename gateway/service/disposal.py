@@ -29,6 +29,7 @@ from gateway.domain.linkage import Accepted, AlertDraft
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.service.alerts import GATEWAY_PRINCIPAL
 from gateway.store import disposal as stored
+from gateway.store import sealed
 from gateway.store.models import StoredMessage
 
 #: The kinds whose acceptance changes an alert case or a campaign.
@@ -161,7 +162,10 @@ def _subject_of(session: Session, case: AlertCase) -> pb.Subject | None:
     row = session.get(StoredMessage, (GATEWAY_PRINCIPAL, case.mid))
     if row is None:
         return None
-    alert = kinds.decode(kinds.ALERT, row.payload)
+    if not row.payload:  # purged under the retention rules
+        return None
+    opened = sealed.keys_of(session).open(row.payload, sealed.message_row(row.sender, row.mid))
+    alert = kinds.decode(kinds.ALERT, opened, allow_unknown=True)
     assert isinstance(alert, pb.Alert)
     return (
         pb.Subject(resident_id=alert.subject.resident_id, name=alert.subject.name)
