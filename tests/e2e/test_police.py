@@ -204,14 +204,23 @@ def test_silence_raises_one_possible_absconding_alert_per_person(
 ) -> None:
     service = running.background.gateway.service
     later = datetime.now(UTC) + timedelta(days=8)
-    assert service.sweep(now=later) >= 2
+    raised = service.sweep(now=later)
+    assert raised >= 2
     assert service.sweep(now=later + timedelta(hours=1)) == 0
-    alerts = [
+    everything = [
         alert
-        for d in _drain(bureau, 2)
+        for d in _drain(bureau, raised)
         if isinstance(alert := kinds.decode(d.kind, d.payload), pb.Alert)
     ]
-    assert {a.alert_type for a in alerts} == {pb.ALERT_TYPE_POSSIBLE_ABSCONDING}
+    # Eight days on, the alerts raised earlier in this module are past their
+    # disposal deadlines and the bureau's check request past its own: those
+    # escalations (闭环) are the only other alerts.
+    alerts = [a for a in everything if a.alert_type == pb.ALERT_TYPE_POSSIBLE_ABSCONDING]
+    assert {a.alert_type for a in everything} <= {
+        pb.ALERT_TYPE_POSSIBLE_ABSCONDING,
+        pb.ALERT_TYPE_DISPOSAL_OVERDUE,
+        pb.ALERT_TYPE_CAMPAIGN_UNANSWERED,
+    }
     assert {a.subject.resident_id for a in alerts} == {ROAMER, TRAVELLER}
     assert all(len(a.evidence_mids) == 1 for a in alerts)
 
