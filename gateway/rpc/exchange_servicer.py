@@ -7,7 +7,7 @@ the caller (``caller()``) and maps whatever is raised here to a status.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -136,48 +136,60 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[exchange_pb2.SubscribeResponse]:
         """The inbox, with settlements on the same stream (answered in order); an
         inbox stream like Receive's, within ``max_receive_streams``."""
-        agency = caller()
-        with self._slots.hold(agency):
-            requests = aiter(request_iterator)
-            first = _decoded(await anext(requests, _ClientDone()))
-            if isinstance(first, _ClientDone):
-                return
-            events: asyncio.Queue[Any] = asyncio.Queue()
-            prefetch = min(first.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
-            stream = await self._streams.open(agency, prefetch, events, context)
-
-            async def settle_requests() -> None:
-                request: exchange_pb2.SubscribeRequest | _ClientDone = first
-                try:
-                    while not isinstance(request, _ClientDone):
-                        if request.delivery_ids or request.rejected_delivery_ids:
-                            events.put_nowait(await self._settle_on(stream, request))
-                        request = _decoded(await anext(requests, _ClientDone()))
-                    events.put_nowait(request)
-                except Exception as err:  # ends the stream with its status, in the serving task
-                    events.put_nowait(err)
-
-            settler = asyncio.ensure_future(settle_requests())
-            context.add_done_callback(lambda _: settler.cancel())
+        with self._slots.hold(caller()):
+            inbox = self._subscribe(request_iterator, context)
             try:
-                while True:
-                    item = await events.get()
-                    if isinstance(item, _ClientDone):
-                        return
-                    if isinstance(item, Exception):
-                        stream.broker_lost = getattr(item, "reason", "") == "INBOX_CONNECTION_LOST"
-                        raise item
-                    if isinstance(item, Closed):
-                        stream.broker_lost = True
-                        raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
-                    if isinstance(item, exchange_pb2.SubscribeResponse):
-                        yield item
-                        continue
-                    delivery = self._streams.hand_over(stream, item)
-                    yield exchange_pb2.SubscribeResponse(delivery=delivery)
+                async for response in inbox:
+                    yield response
             finally:
-                settler.cancel()
-                await self._streams.close(stream)
+                await inbox.aclose()
+
+    async def _subscribe(
+        self,
+        request_iterator: AsyncIterator[exchange_pb2.SubscribeRequest | Undecodable],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncGenerator[exchange_pb2.SubscribeResponse, None]:
+        agency = caller()
+        requests = aiter(request_iterator)
+        first = _decoded(await anext(requests, _ClientDone()))
+        if isinstance(first, _ClientDone):
+            return
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        prefetch = min(first.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
+        stream = await self._streams.open(agency, prefetch, events, context)
+
+        async def settle_requests() -> None:
+            request: exchange_pb2.SubscribeRequest | _ClientDone = first
+            try:
+                while not isinstance(request, _ClientDone):
+                    if request.delivery_ids or request.rejected_delivery_ids:
+                        events.put_nowait(await self._settle_on(stream, request))
+                    request = _decoded(await anext(requests, _ClientDone()))
+                events.put_nowait(request)
+            except Exception as err:  # ends the stream with its status, in the serving task
+                events.put_nowait(err)
+
+        settler = asyncio.ensure_future(settle_requests())
+        context.add_done_callback(lambda _: settler.cancel())
+        try:
+            while True:
+                item = await events.get()
+                if isinstance(item, _ClientDone):
+                    return
+                if isinstance(item, Exception):
+                    stream.broker_lost = getattr(item, "reason", "") == "INBOX_CONNECTION_LOST"
+                    raise item
+                if isinstance(item, Closed):
+                    stream.broker_lost = True
+                    raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
+                if isinstance(item, exchange_pb2.SubscribeResponse):
+                    yield item
+                    continue
+                delivery = self._streams.hand_over(stream, item)
+                yield exchange_pb2.SubscribeResponse(delivery=delivery)
+        finally:
+            settler.cancel()
+            await self._streams.close(stream)
 
     async def _settle_on(
         self, stream: InboxStream, request: exchange_pb2.SubscribeRequest
