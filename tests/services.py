@@ -60,6 +60,7 @@ class RabbitNode:
         done = subprocess.run(
             [str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.name, *args],
             env=self.env,
+            cwd=self.home,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -115,12 +116,15 @@ def own_rabbitmq(base: Path, cookie: str | None = None) -> Iterator[RabbitNode]:
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
         "RABBITMQ_PID_FILE": str(home / "node.pid"),
         "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        # A node killed mid-test writes its crash dumps here, not into the checkout
+        "ERL_CRASH_DUMP": str(home / "erl_crash.dump"),
     }
     (home / "rabbitmq.conf").write_text("loopback_users = none\n")
     log = (home / "server.out").open("wb")
     server = subprocess.Popen(
         [str(RABBITMQ_BIN / "rabbitmq-server")],
         env=env,
+        cwd=home,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
