@@ -209,6 +209,9 @@ class InboxConsumer:
     def _settle(self, work: Callable[[], None]) -> Future[None]:
         """Run ``work`` on the consumer thread, then a round trip that confirms it."""
         future: Future[None] = Future()
+        # Handed over, it cannot be cancelled (a caller that stops waiting may
+        # try): the consumer thread settles it and then completes the future.
+        future.set_running_or_notify_cancel()
         with self._lock:
             if self._connection is None or self._ended:
                 future.set_exception(_connection_gone())

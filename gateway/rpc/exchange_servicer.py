@@ -7,7 +7,7 @@ the caller (``caller()``) and maps whatever is raised here to a status.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -60,9 +60,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> None:
         self._service = service
         self._admission = admission
-        self._slots = streams  # inbox streams per agency, at most
         self._executor = executor  # checking and committing messages
-        self._streams = InboxStreams(service, amqp_url, names)
+        self._streams = InboxStreams(service, amqp_url, names, streams)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -136,19 +135,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[exchange_pb2.SubscribeResponse]:
         """The inbox, with settlements on the same stream (answered in order); an
         inbox stream like Receive's, within ``max_receive_streams``."""
-        with self._slots.hold(caller()):
-            inbox = self._subscribe(request_iterator, context)
-            try:
-                async for response in inbox:
-                    yield response
-            finally:
-                await inbox.aclose()
-
-    async def _subscribe(
-        self,
-        request_iterator: AsyncIterator[exchange_pb2.SubscribeRequest | Undecodable],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncGenerator[exchange_pb2.SubscribeResponse, None]:
         agency = caller()
         requests = aiter(request_iterator)
         first = _decoded(await anext(requests, _ClientDone()))
@@ -215,20 +201,19 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     ) -> AsyncIterator[exchange_pb2.ReceiveResponse]:
         """The agency's inbox, on at most ``max_receive_streams`` inbox streams
         (Receive and Subscribe) at once."""
-        with self._slots.hold(caller()):
-            inbox: asyncio.Queue[Any] = asyncio.Queue()
-            prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
-            stream = await self._streams.open(caller(), prefetch, inbox, context)
-            try:
-                while True:
-                    item = await inbox.get()
-                    if isinstance(item, Closed):
-                        stream.broker_lost = True
-                        raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
-                    delivery = self._streams.hand_over(stream, item)
-                    yield exchange_pb2.ReceiveResponse(delivery=delivery)
-            finally:
-                await self._streams.close(stream)
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        prefetch = min(request.max_in_flight or DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT)
+        stream = await self._streams.open(caller(), prefetch, inbox, context)
+        try:
+            while True:
+                item = await inbox.get()
+                if isinstance(item, Closed):
+                    stream.broker_lost = True
+                    raise Unavailable("BROKER_UNAVAILABLE", _INBOX_CLOSED)
+                delivery = self._streams.hand_over(stream, item)
+                yield exchange_pb2.ReceiveResponse(delivery=delivery)
+        finally:
+            await self._streams.close(stream)
 
     async def Acknowledge(
         self, request: exchange_pb2.AcknowledgeRequest, context: grpc.aio.ServicerContext

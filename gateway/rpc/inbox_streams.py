@@ -30,6 +30,7 @@ from gateway.broker.topology import Names
 from gateway.domain import events
 from gateway.domain.errors import Aborted, FailedPrecondition, GatewayError
 from gateway.proto.silian.v1 import envelope_pb2
+from gateway.service.admission import StreamSlots
 from gateway.service.exchange import ExchangeService
 
 log = structlog.get_logger(__name__)
@@ -105,8 +106,11 @@ def _log_failure(future: Future[None]) -> None:
 class InboxStreams:
     """The inbox streams of one gateway process."""
 
-    def __init__(self, service: ExchangeService, amqp_url: str, names: Names) -> None:
+    def __init__(
+        self, service: ExchangeService, amqp_url: str, names: Names, slots: StreamSlots
+    ) -> None:
         self._service = service
+        self._slots = slots  # inbox streams per agency, at most
         self._amqp_url = amqp_url
         self._names = names
         #: Names this process in the delivery ids it hands out.
@@ -119,12 +123,30 @@ class InboxStreams:
         self, agency: str, prefetch: int, into: asyncio.Queue[Any], call: grpc.aio.ServicerContext
     ) -> InboxStream:
         """Start consuming the agency's inbox into ``into``: each ``InboxMessage``,
-        then ``Closed`` when consuming ends (the broker connection failed). The
-        stream is closed when ``call`` ends, however it ends: a cancelled call's
-        handler may never run its ``finally`` (grpc leaves an async generator
-        suspended for the garbage collector), and its consumer would hold its
-        prefetch of deliveries for nobody."""
+        then ``Closed`` when consuming ends (the broker connection failed).
+
+        The stream takes one of the agency's slots (Overloaded TOO_MANY_STREAMS
+        when none is free) and gives it back when closed. It is closed when
+        ``call`` ends, however it ends: a cancelled call's handler may never run
+        its ``finally`` (grpc leaves an async generator suspended for the garbage
+        collector), and its consumer would hold its prefetch of deliveries, and
+        the slot, for nobody."""
         loop = asyncio.get_running_loop()
+        self._slots.take(agency)
+        try:
+            return await self._open(agency, prefetch, into, call, loop)
+        except BaseException:
+            self._slots.release(agency)
+            raise
+
+    async def _open(
+        self,
+        agency: str,
+        prefetch: int,
+        into: asyncio.Queue[Any],
+        call: grpc.aio.ServicerContext,
+        loop: asyncio.AbstractEventLoop,
+    ) -> InboxStream:
 
         def post(item: object) -> None:  # from the consumer's thread
             # a consumer stopped while the server shuts down outlives its loop
@@ -175,10 +197,19 @@ class InboxStreams:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    async def wait_closed(self) -> None:
+        """Wait for the closes that ended calls started (they run as tasks)."""
+        await asyncio.gather(*self._closing)
+
     async def close(self, stream: InboxStream) -> None:
-        """Forget ``stream`` and stop its consumer (what it holds comes back);
-        idempotent. If it ended because its broker connection did, remember
-        that, so a late settlement is told so rather than ignored."""
+        """Forget ``stream``, stop its consumer (what it holds comes back) and
+        give its slot back; idempotent. If it ended because its broker
+        connection did, remember that, so a late settlement is told so rather
+        than ignored.
+
+        The consumer is stopped even if the caller is cancelled while waiting
+        (the call ending cancels its handler, often in the midst of closing):
+        a stop cancelled before a worker thread took it would never run."""
         if stream.closed:
             return
         stream.closed = True
@@ -188,14 +219,20 @@ class InboxStreams:
             self._lost[stream.id] = stream.agency
             while len(self._lost) > LOST_STREAMS_REMEMBERED:
                 self._lost.popitem(last=False)
-        await asyncio.get_running_loop().run_in_executor(None, stream.consumer.stop)
-        log.info(
-            "inbox_stream.closed",
-            agency=stream.agency,
-            stream=stream.id,
-            unacknowledged=len(stream.held),
-            broker_lost=stream.broker_lost,
-        )
+        stopping = asyncio.get_running_loop().run_in_executor(None, stream.consumer.stop)
+
+        def stopped(_: object) -> None:
+            self._slots.release(stream.agency)
+            log.info(
+                "inbox_stream.closed",
+                agency=stream.agency,
+                stream=stream.id,
+                unacknowledged=len(stream.held),
+                broker_lost=stream.broker_lost,
+            )
+
+        stopping.add_done_callback(stopped)
+        await asyncio.shield(stopping)
 
     def hand_over(
         self, stream: InboxStream, checked: tuple[InboxMessage, envelope_pb2.Delivery]

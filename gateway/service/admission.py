@@ -42,22 +42,29 @@ class StreamSlots:
     def open(self, agency: str) -> int:
         return self._open.get(agency, 0)
 
-    @contextmanager
-    def hold(self, agency: str) -> Iterator[None]:
+    def take(self, agency: str) -> None:
+        """Take one of the agency's slots; ``release`` gives it back."""
         with self._lock:
             if self.open(agency) >= self._max:
                 raise Overloaded(
                     "TOO_MANY_STREAMS",
-                    f"{agency!r} has {self._max} Receive streams open, the most allowed; "
+                    f"{agency!r} has {self._max} inbox streams open, the most allowed; "
                     "close one (or read with fewer) and retry",
                     retry_after_seconds=1.0,
                 )
             self._open[agency] = self.open(agency) + 1
+
+    def release(self, agency: str) -> None:
+        with self._lock:
+            self._open[agency] -= 1
+
+    @contextmanager
+    def hold(self, agency: str) -> Iterator[None]:
+        self.take(agency)
         try:
             yield
         finally:
-            with self._lock:
-                self._open[agency] -= 1
+            self.release(agency)
 
 
 @dataclass

@@ -106,6 +106,28 @@ def test_an_ack_is_confirmed_once_the_broker_took_it(
     assert take_until_marker(amqp_url, broker_names, "police") == []
 
 
+def test_a_caller_that_stops_waiting_for_an_ack_does_not_end_the_consumer(
+    amqp_url: str, broker_names: Names, consumer: InboxConsumer
+) -> None:
+    """A settlement handed over cannot be cancelled (asyncio cancels the futures
+    it gives up on): it is still settled, and the consumer goes on."""
+    first, second = publish(amqp_url, broker_names, 2)
+    received = Received()
+    consumer.start(received.on_message, received.on_closed)
+    delivered = received.wait_for(1)[0]
+
+    abandoned = consumer.ack([delivered.delivery_tag])
+
+    assert not abandoned.cancel()
+    assert abandoned.result(timeout=15) is None
+    [_, following] = received.wait_for(2)
+    assert consumer.ack([following.delivery_tag]).result(timeout=15) is None
+    assert consumer.is_running
+    consumer.stop()
+    assert [m.mid for m in received.messages] == [first.mid, second.mid]
+    assert take_until_marker(amqp_url, broker_names, "police") == []
+
+
 def test_an_ack_after_the_connection_is_lost_fails_and_the_message_comes_back(
     amqp_url: str, broker_names: Names, proxy: TcpProxy
 ) -> None:
