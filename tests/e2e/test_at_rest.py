@@ -19,7 +19,7 @@ from gateway.cli import main
 from gateway.config import Settings
 from gateway.demo.simulation import Simulation
 from gateway.domain.units import Units
-from gateway.domain.validation import check_character
+from gateway.domain.validation import check_character, resident_id_problem
 from gateway.store import db
 from gateway.store.models import StoredMessage
 
@@ -54,11 +54,13 @@ def people() -> list[tuple[str, str, str]]:
 
 
 def valid_resident_ids(data: bytes) -> set[str]:
-    """Every 18-character run in ``data`` that is a valid resident ID (check character)."""
+    """Every 18-character run in ``data`` that is a valid resident ID as the
+    gateway's own validation has it (check character and a real birth date):
+    18 digits of a hex digest or a number pass the check character one time in 11."""
     found = set()
     for match in _ID_SHAPE.finditer(data):
         candidate = match.group().decode()
-        if check_character(candidate[:17]) == candidate[17].upper():
+        if resident_id_problem(candidate) is None:
             found.add(candidate)
     return found
 
@@ -91,6 +93,8 @@ def test_the_scan_finds_a_resident_id_in_clear(people: list[tuple[str, str, str]
     assert valid_resident_ids(f"x{resident_id}y".encode()) == {resident_id}
     wrong_check = resident_id[:17] + ("0" if resident_id[17] != "0" else "1")
     assert valid_resident_ids(wrong_check.encode()) == set()
+    digits = "63070141131066675"  # found in a digest once; "born" on 4113-10-66
+    assert valid_resident_ids((digits + check_character(digits)).encode()) == set()
 
 
 def test_the_database_holds_no_resident_id_name_or_address_in_clear(
