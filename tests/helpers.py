@@ -5,14 +5,26 @@ payloads — is in ``gateway.testing``.)"""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import bootstrap
 from gateway.client import AgencyClient
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2
-from gateway.security import pseudonyms
+from gateway.security import issue_token, kid_for, pseudonyms, public_raw
 from gateway.testing import enrolment, resident_id
+
+
+def bearer(
+    key: Ed25519PrivateKey, issuer: str, audience: str, **options: Any
+) -> list[tuple[str, str]]:
+    """Call metadata with a token of ``issuer`` signed by ``key`` (``options``:
+    ``issue_token``'s, e.g. ``ttl_seconds``, ``now``)."""
+    token = issue_token(key, kid_for(public_raw(key)), issuer=issuer, audience=audience, **options)
+    return [("authorization", f"Bearer {token}")]
 
 
 def enrolled(judicial: AgencyClient, unit: str = "610302") -> str:

@@ -21,14 +21,14 @@ from gateway.client import build_envelope
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
-from gateway.security import generate_private_key, issue_token, kid_for, public_raw, sign_message
+from gateway.security import generate_private_key, kid_for, public_raw, sign_message
 from gateway.service import provision
 from gateway.store.models import AuditEntry
 from gateway.store.repository import Store
 from gateway.testing import enrolment, resident_id
 from gateway.testing import referral as referral_of
 from tests.e2e.conftest import Running
-from tests.helpers import known_as, receive_mids
+from tests.helpers import bearer, known_as, receive_mids
 
 LIMIT = 64 * 1024
 
@@ -54,8 +54,7 @@ def stub(running: Running) -> Iterator[exchange_pb2_grpc.ExchangeStub]:
 def _token(running: Running, agency: str = "judicial", **kwargs: object) -> list[tuple[str, str]]:
     key = kwargs.pop("key", None) or running.keys[agency]
     options = {"issuer": agency, "audience": running.settings.gateway_id, **kwargs}
-    token = issue_token(key, kid_for(public_raw(key)), **options)  # type: ignore[arg-type]
-    return [("authorization", f"Bearer {token}")]
+    return bearer(key, **options)  # type: ignore[arg-type]
 
 
 def _submit(

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from gateway.client import build_envelope
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
-from gateway.security import issue_token, kid_for, public_raw
 from gateway.testing import enrolment
 from tests.e2e.conftest import Running
+from tests.helpers import bearer
 
 DOCUMENTED = {
     grpc.StatusCode.OK,
@@ -37,15 +37,9 @@ def channel(running: Running) -> Iterator[grpc.Channel]:
 
 @pytest.fixture(scope="module")
 def metadata(running: Running) -> list[tuple[str, str]]:
-    key = running.keys["judicial"]
-    token = issue_token(
-        key,
-        kid_for(public_raw(key)),
-        issuer="judicial",
-        audience=running.settings.gateway_id,
-        ttl_seconds=600,
+    return bearer(
+        running.keys["judicial"], "judicial", running.settings.gateway_id, ttl_seconds=600
     )
-    return [("authorization", f"Bearer {token}")]
 
 
 def _code(call: object) -> grpc.StatusCode:

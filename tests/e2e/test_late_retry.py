@@ -17,8 +17,9 @@ from grpc_status import rpc_status
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import envelope_pb2, exchange_pb2, exchange_pb2_grpc
-from gateway.security import issue_token, kid_for, public_raw, sign_message
+from gateway.security import kid_for, public_raw, sign_message
 from gateway.testing import BackgroundGateway, enrolment, register_principals
+from tests.helpers import bearer
 
 TEN_MINUTES = 600
 
@@ -62,14 +63,7 @@ class Partner:
         )
 
     def metadata(self, now: float) -> list[tuple[str, str]]:
-        token = issue_token(
-            self.key,
-            self.kid,
-            issuer="judicial",
-            audience=self.settings.gateway_id,
-            now=now,
-        )
-        return [("authorization", f"Bearer {token}")]
+        return bearer(self.key, "judicial", self.settings.gateway_id, now=now)
 
     def submit(self, envelope: envelope_pb2.Envelope, now: float) -> envelope_pb2.Receipt:
         request = exchange_pb2.SubmitRequest(envelope=envelope)

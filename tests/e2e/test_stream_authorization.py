@@ -22,12 +22,12 @@ from gateway.client.submit import reason_of
 from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import exchange_pb2, exchange_pb2_grpc
-from gateway.security import generate_private_key, issue_token, kid_for, public_raw
+from gateway.security import generate_private_key, kid_for, public_raw
 from gateway.service import provision
 from gateway.store.repository import Store
 from gateway.testing import enrolment, referral
 from tests.e2e.conftest import Running
-from tests.helpers import known_as
+from tests.helpers import bearer, known_as
 
 STREAMS = 2
 #: Far beyond "a few seconds": a stream still open by then was not ended.
@@ -53,14 +53,7 @@ def stub(running: Running) -> Iterator[exchange_pb2_grpc.ExchangeStub]:
 
 
 def _metadata(running: Running, agency: str, key: Ed25519PrivateKey, ttl: int = 300) -> list:
-    token = issue_token(
-        key,
-        kid_for(public_raw(key)),
-        issuer=agency,
-        audience=running.settings.gateway_id,
-        ttl_seconds=ttl,
-    )
-    return [("authorization", f"Bearer {token}")]
+    return bearer(key, agency, running.settings.gateway_id, ttl_seconds=ttl)
 
 
 def _new_key(store: Store, agency: str) -> Ed25519PrivateKey:
@@ -146,14 +139,7 @@ class ShortTokens:
 
     def metadata(self) -> list[tuple[str, str]]:
         self.issued += 1
-        token = issue_token(
-            self.key,
-            kid_for(public_raw(self.key)),
-            issuer=self.agency,
-            audience=self.audience,
-            ttl_seconds=2,
-        )
-        return [("authorization", f"Bearer {token}")]
+        return bearer(self.key, self.agency, self.audience, ttl_seconds=2)
 
 
 def test_the_inbox_reader_goes_on_with_a_fresh_token_when_its_stream_expires(
