@@ -13,9 +13,12 @@ without the server's dependencies and runs its connector.
 """
 
 from gateway.client.agency import AgencyClient, build_envelope
-from gateway.client.inbox import InboxReader, Refusal, check_delivery
+from gateway.client.inbox import InboxReader, Refusal
 from gateway.client.submit import submit_many, submit_one
 from gateway.client.tls import ClientTls, channel_credentials
+
+#: Why a delivery is not one the gateway signed for an agency; None if it is.
+from gateway.security.deliveries import delivery_problem as check_delivery
 
 __all__ = [
     "AgencyClient",

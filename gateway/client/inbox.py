@@ -113,12 +113,6 @@ def describe_refusals(refused: Sequence[Refusal]) -> list[str]:
     ]
 
 
-def check_delivery(delivery: Delivery, agency: str, gateway_keys: Sequence[bytes]) -> str | None:
-    """Why ``delivery`` is not one the gateway signed for ``agency``; None if it
-    is (``gateway.security.deliveries.delivery_problem``)."""
-    return delivery_problem(delivery, agency, gateway_keys)
-
-
 @dataclass
 class _Batch:
     """One settlement request: (delivery, processed) pairs, and whether answered."""
@@ -327,7 +321,7 @@ class InboxReader:
             self._arrived.put(None)
 
     def _check(self, delivery: Delivery) -> None:
-        reason = check_delivery(delivery, self.agency, self._client.gateway_keys)
+        reason = delivery_problem(delivery, self.agency, self._client.gateway_keys)
         if reason is None:
             self.read += 1
             self._arrived.put(delivery)
