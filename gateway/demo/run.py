@@ -60,12 +60,11 @@ from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.reporting.disposal import DisposalFigures, minutes_text, share_text
 from gateway.reporting.html import write_report
 from gateway.reporting.period import summarize
-from gateway.security import pki
 from gateway.service.provision import ensure_principals
 from gateway.store import db
 from gateway.store.models import OutboxRow
 from gateway.store.repository import Store
-from gateway.testing import BackgroundGateway
+from gateway.testing import BackgroundGateway, serving_mtls
 
 #: Longest wait for the deliveries of one step (seconds).
 DELIVERY_TIMEOUT = 120.0
@@ -307,13 +306,7 @@ def _gateway(
         tls = folder if (folder / "ca.pem").exists() else None
         console.print(f"using the gateway at {options.target} ({'mTLS' if tls else 'plaintext'})")
         return Dial(options.target, settings.gateway_id, tls), None
-    pki.init_pki(folder, parties.agencies, gateway_name=settings.gateway_id)
-    served = replace(
-        settings,
-        tls_cert=str(folder / "gateway.pem"),
-        tls_key=str(folder / "gateway.key"),
-        client_ca=str(folder / "ca.pem"),
-    )
+    served = serving_mtls(settings, folder, parties.agencies)
     probe = channel_credentials(folder / "ca.pem", folder / "gateway.pem", folder / "gateway.key")
     running = stack.enter_context(
         BackgroundGateway(replace(served, disposal_time_scale=scale), credentials=probe)

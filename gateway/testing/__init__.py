@@ -7,6 +7,7 @@
 - ``postgres_schema``, ``delete_broker_names``, ``register_principals``,
   ``agency_client``: a database of its own, cleaning the broker up, principals
   with keys, and a client that checks the gateway's signature of deliveries;
+- ``serving_mtls``: a CA and certificates of its own, and settings serving mTLS;
 - ``Payloads`` and the functions of a shared one (``resident_id``,
   ``enrolment``, ``verification_hit`` …): valid payloads of every kind agencies send.
 
@@ -41,6 +42,7 @@ from gateway.testing.resources import (
     delete_broker_names,
     postgres_schema,
     register_principals,
+    serving_mtls,
 )
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "register_principals",
     "resident_id",
     "service_record",
+    "serving_mtls",
     "verification_hit",
     "verification_result",
     "wait_health",

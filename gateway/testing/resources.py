@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,6 +18,7 @@ from gateway.broker import topology
 from gateway.client import AgencyClient
 from gateway.client.keys import gateway_keys
 from gateway.config import Settings
+from gateway.security import pki
 from gateway.service.provision import ensure_principals
 
 #: The PostgreSQL and RabbitMQ that ``scripts/test`` starts on this machine.
@@ -47,6 +50,18 @@ def delete_broker_names(amqp_url: str, prefix: str, agencies: Iterable[str]) -> 
     declared for ``agencies``."""
     with topology.blocking_channel(amqp_url) as channel:
         topology.delete(channel, topology.Names(prefix), list(agencies))
+
+
+def serving_mtls(settings: Settings, folder: Path, agencies: Iterable[str]) -> Settings:
+    """A new CA with certificates for the gateway and each agency in ``folder``
+    (``silian tls init``), and ``settings`` serving mTLS with them."""
+    pki.init_pki(folder, agencies, gateway_name=settings.gateway_id)
+    return replace(
+        settings,
+        tls_cert=str(folder / "gateway.pem"),
+        tls_key=str(folder / "gateway.key"),
+        client_ca=str(folder / "ca.pem"),
+    )
 
 
 def register_principals(settings: Settings) -> dict[str, Ed25519PrivateKey]:

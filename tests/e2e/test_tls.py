@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -24,8 +24,14 @@ from gateway.config import Settings
 from gateway.domain import kinds
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 from gateway.security import keys as keyring
-from gateway.security import kid_for, pki
-from gateway.testing import BackgroundGateway, enrolment, referral, register_principals
+from gateway.security import kid_for
+from gateway.testing import (
+    BackgroundGateway,
+    enrolment,
+    referral,
+    register_principals,
+    serving_mtls,
+)
 from tests.conftest import PRINCIPALS
 
 
@@ -75,13 +81,7 @@ class Mtls:
 @pytest.fixture(scope="module")
 def mtls(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mtls]:
     folder: Path = tmp_path_factory.mktemp("pki")
-    pki.init_pki(folder, PRINCIPALS, gateway_name=settings.gateway_id)
-    tls = replace(
-        settings,
-        tls_cert=str(folder / "gateway.pem"),
-        tls_key=str(folder / "gateway.key"),
-        client_ca=str(folder / "ca.pem"),
-    )
+    tls = serving_mtls(settings, folder, PRINCIPALS)
     keys = register_principals(tls)
     credentials = channel_credentials(
         folder / "ca.pem", folder / "judicial.pem", folder / "judicial.key"

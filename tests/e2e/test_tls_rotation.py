@@ -28,6 +28,7 @@ from gateway.testing import (
     GatewayProcess,
     enrolment,
     register_principals,
+    serving_mtls,
 )
 from tests.conftest import PRINCIPALS
 
@@ -103,13 +104,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def gateway(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     folder = tmp_path_factory.mktemp("pki")
-    pki.init_pki(folder, PRINCIPALS, gateway_name=settings.gateway_id)
-    tls = replace(
-        settings,
-        tls_cert=str(folder / "gateway.pem"),
-        tls_key=str(folder / "gateway.key"),
-        client_ca=str(folder / "ca.pem"),
-    )
+    tls = serving_mtls(settings, folder, PRINCIPALS)
     keys = register_principals(tls)
     credentials = channel_credentials(
         folder / "ca.pem", folder / "judicial.pem", folder / "judicial.key"
