@@ -16,6 +16,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.domain.errors import FieldViolation
+from gateway.domain.fields import RECORD_IDS, UNIT_CODES_AND_DATES
 
 #: Identifiers and references (record ids, message ids, pseudonyms, ID numbers).
 MAX_ID = 64
@@ -31,14 +32,7 @@ MAX_TEXT = 4000
 FIELD_LENGTHS: dict[str, int] = {
     **dict.fromkeys(
         (
-            "change_id",
-            "request_id",
-            "result_id",
-            "inspection_id",
-            "finding_id",
-            "referral_id",
-            "record_id",
-            "alert_id",
+            *RECORD_IDS,
             "disposition_id",
             "police_reference",
             "evidence_mids",
@@ -50,23 +44,7 @@ FIELD_LENGTHS: dict[str, int] = {
         MAX_ID,
     ),
     **dict.fromkeys(
-        (
-            "unit_code",
-            "new_unit_code",
-            "place_region_code",
-            "birth_date",
-            "age_band",
-            "effective_date",
-            "term_start_date",
-            "term_end_date",
-            "leave_start_date",
-            "leave_end_date",
-            "issued_date",
-            "rectification_deadline",
-            "reported_date",
-            "decided_date",
-            "service_date",
-        ),
+        (*UNIT_CODES_AND_DATES, "place_region_code", "birth_date", "age_band"),
         MAX_CODE,
     ),
     **dict.fromkeys(("name", "provider", "officer", "place", "destination"), MAX_NAME),

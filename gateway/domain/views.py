@@ -40,6 +40,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.domain import kinds
+from gateway.domain.fields import RECORD_IDS, UNIT_CODES_AND_DATES
 from gateway.domain.validation import birth_date_of, canonical_resident_id, subjects
 from gateway.proto.silian.v1 import payloads_pb2 as pb
 
@@ -87,30 +88,12 @@ M = TypeVar("M", bound=Message)
 PSEUDONYMOUS_KEPT_FIELDS = frozenset(
     {
         # ids and references
-        "change_id",
-        "request_id",
-        "result_id",
-        "inspection_id",
-        "finding_id",
-        "referral_id",
-        "record_id",
-        "alert_id",
+        *RECORD_IDS,
         "evidence_mids",
         "subject_pseudonyms",
         "provider",
         # units and dates
-        "unit_code",
-        "new_unit_code",
-        "effective_date",
-        "term_start_date",
-        "term_end_date",
-        "leave_start_date",
-        "leave_end_date",
-        "issued_date",
-        "rectification_deadline",
-        "reported_date",
-        "decided_date",
-        "service_date",
+        *UNIT_CODES_AND_DATES,
         "raised_at",
         "observed_at",
         "response_deadline",
