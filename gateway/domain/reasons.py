@@ -215,7 +215,7 @@ REASONS: dict[str, Reason] = {
     ),
     "TOO_MANY_STREAMS": Reason(
         Overloaded,
-        "the agency has `max_receive_streams` Receive streams open already",
+        "the agency has `max_receive_streams` inbox streams (Receive, Subscribe) open already",
         RETRY_AFTER_WAIT,
     ),
     "TOO_MANY_FAILED_AUTHENTICATIONS": Reason(

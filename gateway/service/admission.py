@@ -30,9 +30,9 @@ def parse_rate_limits(text: str) -> dict[str, float]:
 
 
 class StreamSlots:
-    """Caps each agency's concurrent streams (each Receive holds a thread and a
-    broker connection): ``hold(agency)`` raises Overloaded(TOO_MANY_STREAMS)
-    when ``per_agency`` are open already."""
+    """Caps each agency's concurrent inbox streams (each holds a thread and a
+    broker connection): ``take(agency)`` raises Overloaded(TOO_MANY_STREAMS)
+    when ``per_agency`` are open already; ``release(agency)`` gives one back."""
 
     def __init__(self, per_agency: int) -> None:
         self._max = per_agency
@@ -57,14 +57,6 @@ class StreamSlots:
     def release(self, agency: str) -> None:
         with self._lock:
             self._open[agency] -= 1
-
-    @contextmanager
-    def hold(self, agency: str) -> Iterator[None]:
-        self.take(agency)
-        try:
-            yield
-        finally:
-            self.release(agency)
 
 
 @dataclass
