@@ -307,14 +307,17 @@ class InboxStreams:
                 )
         for held in [*acking, *returning]:
             held.stream.held.pop(held.tag, None)
-        for done, event in (
-            (settled.acknowledged, events.ACKNOWLEDGED),
-            (settled.returned, events.RETURNED),
-        ):
-            if done:
-                await asyncio.wrap_future(
-                    self._service.record(agency, [h.message for h in done], event)
-                )
+        recording = [
+            asyncio.wrap_future(self._service.record(agency, [h.message for h in done], event))
+            for done, event in (
+                (settled.acknowledged, events.ACKNOWLEDGED),
+                (settled.returned, events.RETURNED),
+            )
+            if done
+        ]
+        # Recorded even if the caller stops waiting (its stream ended meanwhile):
+        # the broker took these settlements, and the log is to say so.
+        await asyncio.shield(asyncio.gather(*recording))
         # One line per call (each settlement is an audit entry already); the
         # deliveries given back are named, as they are worth an operator's look.
         log.info(
