@@ -28,16 +28,19 @@ def status() -> None:
     """Show the exchange at a glance: the gateway replicas seen in the last 10 s, which
     replica holds each duty that runs once (relay, sweep, checkpoint), outbox rows not
     yet published and the oldest one's age, each agency's dead letters, and the audit
-    log's size and last checkpoint. Reads the database and the broker of the settings;
-    needs no running gateway."""
+    log's size and last checkpoint, and a warning when PostgreSQL runs without
+    autovacuum. Reads the database and the broker of the settings; needs no running
+    gateway."""
     from gateway import bootstrap
     from gateway.broker.topology import Names
     from gateway.rpc.observe import take_snapshot
+    from gateway.store import db
 
     settings = _settings()
     store = bootstrap.open_store(settings, migrate=False)
     agencies = bootstrap.recipients(bootstrap.load_policy(settings))
     snapshot = take_snapshot(store, settings.amqp_url, Names(settings.broker_prefix), agencies)
+    vacuum_off = db.autovacuum_off(store.engine)
     store.engine.dispose()
 
     replicas = Table(title=f"Replicas seen ({len(snapshot.replicas)})")
@@ -78,6 +81,8 @@ def status() -> None:
             f" ({snapshot.audit_size - snapshot.checkpoint_size} entries since)",
         )
     console.print(figures)
+    if vacuum_off:
+        console.print(f"[yellow]warning:[/] {db.AUTOVACUUM_OFF}")
     for source, problem in snapshot.errors.items():
         console.print(f"[red]{source} unreachable:[/red] {problem}")
     if snapshot.errors:

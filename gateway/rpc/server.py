@@ -288,6 +288,8 @@ async def serve(
         database=gateway.store.engine.url.get_backend_name(),
         replica=gateway.leases.replica,
     )
+    if db.autovacuum_off(gateway.store.engine):
+        log.warning("postgres.autovacuum_off", advice=db.AUTOVACUUM_OFF)
     if on_ready:
         on_ready(port)
     await stopping.wait()

@@ -44,6 +44,23 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+#: What an operator is told when PostgreSQL runs without autovacuum.
+AUTOVACUUM_OFF = (
+    "PostgreSQL runs with autovacuum off: the outbox's published rows leave dead "
+    "tuples only VACUUM removes, and the relay's claim of the next rows slows with "
+    "them (14 ms to 2 s at 390,000 messages); turn autovacuum on, or VACUUM the "
+    "outbox on a schedule"
+)
+
+
+def autovacuum_off(engine: Engine) -> bool:
+    """Whether ``engine``'s database is a PostgreSQL running without autovacuum."""
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SHOW autovacuum").scalar() == "off"
+
+
 def alembic_config(engine: Engine, data_keys: DataKeys | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

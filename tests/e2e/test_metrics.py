@@ -14,9 +14,11 @@ from pathlib import Path
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 
 from gateway.config import Settings
 from gateway.domain import kinds
+from gateway.store import db
 from gateway.testing import (
     GatewayProcess,
     enrolment,
@@ -126,3 +128,15 @@ def test_status_prints_replicas_leases_lags_and_the_last_checkpoint(
     assert "outbox rows not yet published" in out
     assert "dead letters of police" in out
     assert "last checkpoint" in out
+    # this machine's PostgreSQL runs without autovacuum: the operator is told
+    engine = db.make_engine(settings.database_url)
+    try:
+        off = engine.dialect.name == "postgresql" and _show_autovacuum(engine) == "off"
+    finally:
+        engine.dispose()
+    assert ("autovacuum off" in " ".join(out.split())) == off
+
+
+def _show_autovacuum(engine: Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql("SHOW autovacuum").scalar())
