@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for ending in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal too: clean up
+        signal.signal(ending, interrupted)
     figures: dict[str, dict[str, Any]] = {}
     harnesses: list[Harness] = []
     started = time.monotonic()
