@@ -131,10 +131,9 @@ class InboxStreams:
         its ``finally`` (grpc leaves an async generator suspended for the garbage
         collector), and its consumer would hold its prefetch of deliveries, and
         the slot, for nobody."""
-        loop = asyncio.get_running_loop()
         self._slots.take(agency)
         try:
-            return await self._open(agency, prefetch, into, call, loop)
+            return await self._open(agency, prefetch, into, call)
         except BaseException:
             self._slots.release(agency)
             raise
@@ -145,8 +144,8 @@ class InboxStreams:
         prefetch: int,
         into: asyncio.Queue[Any],
         call: grpc.aio.ServicerContext,
-        loop: asyncio.AbstractEventLoop,
     ) -> InboxStream:
+        loop = asyncio.get_running_loop()
 
         def post(item: object) -> None:  # from the consumer's thread
             # a consumer stopped while the server shuts down outlives its loop
