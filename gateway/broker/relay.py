@@ -268,7 +268,9 @@ class OutboxRelay:
         """Publish up to ``batch`` pending rows; return how many were confirmed.
 
         Confirmed rows are marked published in one call, returned ones reported
-        unroutable, nacked ones left pending for the next round. When the broker
+        unroutable, nacked ones left pending for the next round, which starts
+        on a new connection to the next node (``Unavailable`` when
+        the broker refused every row of the round). When the broker
         fails it raises ``topology.broker_error`` (``Unavailable``; ``NotFound``
         for a missing exchange): the connection is dropped, the next call
         reconnects, and rows settled before the failure are still marked.
@@ -283,11 +285,22 @@ class OutboxRelay:
         try:
             self._publish(items, outcome)
         except GatewayError:
-            self.close()
-            self._node = (self._node + 1) % len(self._nodes)  # fail over to the next node
+            self._fail_over()
             raise
         finally:
             self._settle(outcome)
+        if outcome.nacked:
+            # A channel may go on refusing: RabbitMQ 3.10, with a quorum queue's
+            # leader node killed, nacked every later publish on the relay's
+            # channel for minutes after a new leader took over, while a new
+            # connection's publishes went through. So start afresh.
+            self._fail_over()
+            if not outcome.published:
+                raise Unavailable(
+                    reason="BROKER_UNAVAILABLE",
+                    message=f"RabbitMQ refused all {len(outcome.nacked)} messages of the "
+                    "round (negative confirms); they stay pending",
+                )
         return len(outcome.published)
 
     def run(self, stop: threading.Event) -> None:
@@ -325,6 +338,11 @@ class OutboxRelay:
                     self._idle(stop)
         finally:
             self.close()
+
+    def _fail_over(self) -> None:
+        """Drop the connection; the next round connects to the next node."""
+        self.close()
+        self._node = (self._node + 1) % len(self._nodes)
 
     def close(self) -> None:
         """Close the broker connection; the next ``run_once`` opens a new one."""

@@ -176,6 +176,35 @@ def test_nacked_item_stays_pending_and_is_published_in_a_later_round(
     assert outbox.published == [first.id, second.id]
 
 
+def test_a_round_with_nacks_goes_on_over_a_new_connection_to_the_next_node(
+    amqp_url: str, broker_names: Names, outbox: FakeOutbox, channel: BlockingChannel
+) -> None:
+    """A channel the broker nacks on may go on nacking (RabbitMQ 3.10 after a
+    quorum queue's leader node died), so the relay does not stay on it."""
+    full = channel.queue_declare(
+        "", exclusive=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    ).method.queue
+    channel.queue_bind(full, broker_names.inbox_exchange, routing_key="full")
+    first_node, second_node = TcpProxy(amqp_url), TcpProxy(amqp_url)
+    relay = OutboxRelay(f"{first_node.url}, {second_node.url}", broker_names, outbox)
+    try:
+        first, second = outbox.add("inbox", "full"), outbox.add("inbox", "full")
+        assert relay.run_once() == 1  # the second is nacked: the queue is full
+        take(channel, full, 1)
+        assert relay.run_once() == 1
+        third = outbox.add("inbox", "full")
+        with pytest.raises(Unavailable, match="refused all 1 messages"):
+            relay.run_once()  # nacked again: nothing of the round went through
+    finally:
+        relay.close()
+        first_node.close()
+        second_node.close()
+
+    assert (first_node.connections, second_node.connections) == (1, 1)
+    assert outbox.published == [first.id, second.id]
+    assert outbox.pending(10) == [third]
+
+
 def test_relay_survives_a_connection_cut_mid_batch_and_publishes_the_rest(
     amqp_url: str, broker_names: Names, outbox: FakeOutbox, proxy: TcpProxy
 ) -> None:
