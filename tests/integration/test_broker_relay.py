@@ -158,13 +158,20 @@ def test_item_for_an_agency_without_a_queue_is_reported_unroutable_not_published
     assert outbox.pending(10) == []
 
 
-def test_nacked_item_stays_pending_and_is_published_in_a_later_round(
-    relay: OutboxRelay, outbox: FakeOutbox, broker_names: Names, channel: BlockingChannel
-) -> None:
+def _full_queue(channel: BlockingChannel, names: Names) -> str:
+    """A queue bound to the inbox exchange as agency "full", which takes one
+    message and nacks publishes beyond it."""
     full = channel.queue_declare(
         "", exclusive=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
     ).method.queue
-    channel.queue_bind(full, broker_names.inbox_exchange, routing_key="full")
+    channel.queue_bind(full, names.inbox_exchange, routing_key="full")
+    return full
+
+
+def test_nacked_item_stays_pending_and_is_published_in_a_later_round(
+    relay: OutboxRelay, outbox: FakeOutbox, broker_names: Names, channel: BlockingChannel
+) -> None:
+    full = _full_queue(channel, broker_names)
     first, second = outbox.add("inbox", "full"), outbox.add("inbox", "full")
 
     assert relay.run_once() == 1
@@ -181,10 +188,7 @@ def test_a_round_with_nacks_goes_on_over_a_new_connection_to_the_next_node(
 ) -> None:
     """A channel the broker nacks on may go on nacking (RabbitMQ 3.10 after a
     quorum queue's leader node died), so the relay does not stay on it."""
-    full = channel.queue_declare(
-        "", exclusive=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
-    ).method.queue
-    channel.queue_bind(full, broker_names.inbox_exchange, routing_key="full")
+    full = _full_queue(channel, broker_names)
     first_node, second_node = TcpProxy(amqp_url), TcpProxy(amqp_url)
     relay = OutboxRelay(f"{first_node.url}, {second_node.url}", broker_names, outbox)
     try:
